@@ -1,0 +1,84 @@
+"""Helpers the file connectors share: expanding paths, compression by extension, atomic replacement."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+from pathlib import Path
+
+from conduit.errors import ConnectorError
+
+COMPRESSION_BY_SUFFIX = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".zstd": "zstd"}
+
+
+def compression_for(path: str) -> str | None:
+    """The pyarrow codec name implied by the file's extension, or ``None``."""
+    return COMPRESSION_BY_SUFFIX.get(Path(path).suffix.lower())
+
+
+def _visible(path: str) -> bool:
+    return not any(part.startswith((".", "_")) for part in Path(path).parts[-1:])
+
+
+def expand_paths(pattern: str, suffixes: tuple[str, ...]) -> list[str]:
+    """The files a path option names: one file, a glob, or a directory (its data files, recursively).
+
+    Hidden and underscore-prefixed files (``.x.tmp``, ``_SUCCESS``) are skipped in directories and
+    globs. Raises :class:`ConnectorError` when nothing matches.
+    """
+    if os.path.isdir(pattern):
+        found = [
+            str(p)
+            for p in sorted(Path(pattern).rglob("*"))
+            if p.is_file() and _visible(str(p)) and str(p).lower().endswith(suffixes)
+        ]
+        if not found:
+            raise ConnectorError(f"directory {pattern} holds no {' / '.join(suffixes)} files")
+        return found
+    if glob.has_magic(pattern):
+        found = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p) and _visible(p))
+        if not found:
+            raise ConnectorError(f"no file matches {pattern}")
+        return found
+    if not os.path.exists(pattern):
+        raise ConnectorError(f"file not found: {pattern}")
+    if not os.access(pattern, os.R_OK):
+        raise ConnectorError(f"file is not readable: {pattern}")
+    return [pattern]
+
+
+def temp_path_for(target: str, run_id: str, suffix: str = ".tmp") -> str:
+    """A sibling of ``target`` (same directory, so a rename is atomic) hidden from readers."""
+    path = Path(target)
+    return str(path.with_name(f".{path.name}.conduit-{run_id}{suffix}"))
+
+
+def ensure_parent(target: str) -> None:
+    parent = Path(target).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConnectorError(f"cannot create directory {parent}: {exc.strerror}") from None
+    if not os.access(parent, os.W_OK):
+        raise ConnectorError(f"directory {parent} is not writable")
+
+
+def fsync_path(path: str) -> None:
+    """Flush a file's data, or a directory's entries (after a rename), to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_quietly(path: str) -> None:
+    """Remove a file or directory if it exists (cleanup on abort must never raise)."""
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.lexists(path):
+            os.unlink(path)
+    except OSError:
+        pass

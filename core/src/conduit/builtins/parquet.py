@@ -1,0 +1,259 @@
+"""Built-in Parquet source and destination (registered through the same hooks as any plugin).
+
+Source: one file, a glob, or a directory of part files; streamed with ``ParquetFile.iter_batches``.
+
+Destination: ``path`` is a file (``out/orders.parquet``) or, with ``layout: directory`` or a path
+without the ``.parquet`` suffix, a directory of part files.
+
+* File layout, ``replace``: written to a hidden temp file beside the target and renamed over it at
+  commit, so readers see the old file or the new one, never a partial one.
+* Directory layout, ``replace``: parts are written to a hidden staging directory; at commit the old
+  directory is moved aside, the staging directory renamed into place, and the old one removed. Between
+  those two renames the directory is briefly absent; it is never partial.
+* Directory layout, ``append``: parts are staged the same way and each is renamed into the directory
+  at commit (a part is never visible half-written).
+
+Batches are buffered up to ``row_group_size`` rows so row groups are a useful size whatever the
+source's batch size; memory stays bounded by that buffer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from conduit.builtins.files import (
+    ensure_parent,
+    expand_paths,
+    fsync_path,
+    remove_quietly,
+    temp_path_for,
+)
+from conduit.connectors import (
+    ConnectorOptions,
+    Destination,
+    DestinationCapabilities,
+    LoadSession,
+    LocalPath,
+    ReadRequest,
+    Source,
+    SourceBatch,
+    SourceCapabilities,
+    WriteRequest,
+)
+from conduit.errors import ConfigError, ConnectorError, DataError, DataLocation
+from conduit.hookspecs import hookimpl
+
+SUFFIXES = (".parquet", ".parq", ".pq")
+
+
+class ParquetSourceOptions(ConnectorOptions):
+    path: LocalPath
+    columns: list[str] | None = None
+
+
+class ParquetSource(Source):
+    options_model = ParquetSourceOptions
+    capabilities = SourceCapabilities(typed=True, declared_columns=False)
+    options: ParquetSourceOptions
+
+    def files(self) -> list[str]:
+        return expand_paths(self.options.path, SUFFIXES)
+
+    def check(self) -> None:
+        for file in self.files():
+            self._open(file)
+
+    def _open(self, file: str) -> pq.ParquetFile:
+        try:
+            return pq.ParquetFile(file)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(f"not a readable Parquet file: {exc}", DataLocation(file=file)) from None
+
+    def _schema_of(self, file: str) -> pa.Schema:
+        schema = self._open(file).schema_arrow
+        if self.options.columns:
+            missing = [c for c in self.options.columns if c not in schema.names]
+            if missing:
+                raise DataError(
+                    f"columns not in the file: {', '.join(missing)} (it has {', '.join(schema.names)})",
+                    DataLocation(file=file),
+                )
+            schema = pa.schema([schema.field(c) for c in self.options.columns])
+        return schema.remove_metadata()
+
+    def discover(self) -> pa.Schema:
+        return self._schema_of(self.files()[0])
+
+    def read(self, request: ReadRequest) -> Iterator[SourceBatch]:
+        files = self.files()
+        for file in files:
+            schema = self._schema_of(file)
+            if not schema.equals(request.schema):
+                raise DataError(
+                    f"schema differs from the first file {files[0]}: {schema} vs {request.schema}",
+                    DataLocation(file=file),
+                )
+            parquet = self._open(file)
+            rows = 0
+            for batch in parquet.iter_batches(batch_size=request.batch_size, columns=request.schema.names):
+                rows += batch.num_rows
+                yield SourceBatch(batch.replace_schema_metadata(None), {"file": file, "row": rows})
+
+
+class ParquetDestinationOptions(ConnectorOptions):
+    path: LocalPath
+    layout: Literal["auto", "file", "directory"] = "auto"
+    compression: Literal["snappy", "zstd", "gzip", "brotli", "lz4", "none"] = "snappy"
+    compression_level: int | None = None
+    row_group_size: int = 131_072
+    max_rows_per_file: int | None = None
+
+
+class ParquetDestination(Destination):
+    options_model = ParquetDestinationOptions
+    capabilities = DestinationCapabilities(
+        write_modes=frozenset({"replace", "append"}), atomic=True, preserves_types=True
+    )
+    options: ParquetDestinationOptions
+
+    @property
+    def is_directory(self) -> bool:
+        if self.options.layout != "auto":
+            return self.options.layout == "directory"
+        path = self.options.path
+        return os.path.isdir(path) or not path.lower().endswith(SUFFIXES)
+
+    def check(self) -> None:
+        ensure_parent(self.options.path.rstrip("/"))
+
+    def current_schema(self) -> pa.Schema | None:
+        target = self.options.path
+        if not os.path.exists(target):
+            return None
+        if not self.is_directory:
+            return pq.read_schema(target).remove_metadata()
+        parts = [p for p in sorted(Path(target).glob("*.parquet")) if not p.name.startswith((".", "_"))]
+        return pq.read_schema(parts[0]).remove_metadata() if parts else None
+
+    def open(self, request: WriteRequest) -> LoadSession:
+        if request.mode == "append" and not self.is_directory:
+            raise ConfigError(
+                f"mode append needs a directory of part files; {self.options.path} is a single "
+                f"Parquet file (set layout: directory, or use mode: replace)"
+            )
+        ensure_parent(self.options.path.rstrip("/"))
+        return ParquetLoadSession(self.options, request, self.is_directory)
+
+
+class ParquetLoadSession(LoadSession):
+    def __init__(self, options: ParquetDestinationOptions, request: WriteRequest, directory: bool) -> None:
+        self.options = options
+        self.request = request
+        self.directory = directory
+        self.target = options.path.rstrip("/")
+        self.staging = temp_path_for(self.target, request.run_id)
+        self.parts: list[str] = []
+        self.writer: pq.ParquetWriter | None = None
+        self.rows_in_file = 0
+        self.buffer: list[pa.RecordBatch] = []
+        self.buffered = 0
+        if directory:
+            os.makedirs(self.staging, exist_ok=True)
+
+    def _new_writer(self) -> pq.ParquetWriter:
+        if self.directory:
+            path = os.path.join(self.staging, f"part-{self.request.run_id}-{len(self.parts):05d}.parquet")
+        else:
+            path = self.staging
+        self.parts.append(path)
+        self.rows_in_file = 0
+        compression = None if self.options.compression == "none" else self.options.compression
+        return pq.ParquetWriter(
+            path,
+            self.request.schema,
+            compression=compression,
+            compression_level=self.options.compression_level,
+        )
+
+    def _flush(self) -> None:
+        if not self.buffer:
+            return
+        table = pa.Table.from_batches(self.buffer, schema=self.request.schema)
+        self.buffer, self.buffered = [], 0
+        limit = self.options.max_rows_per_file
+        offset = 0
+        while offset < table.num_rows:
+            if self.writer is None or (limit and self.rows_in_file >= limit):
+                if self.writer is not None:
+                    self.writer.close()
+                self.writer = self._new_writer()
+            take = table.num_rows - offset
+            if limit:
+                take = min(take, limit - self.rows_in_file)
+            self.writer.write_table(table.slice(offset, take), row_group_size=self.options.row_group_size)
+            self.rows_in_file += take
+            offset += take
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self.buffer.append(batch)
+        self.buffered += batch.num_rows
+        if self.buffered >= self.options.row_group_size:
+            self._flush()
+
+    def commit(self, state: Mapping[str, Any]) -> None:
+        self._flush()
+        if self.writer is None and (not self.directory or self.request.mode == "replace"):
+            self.writer = self._new_writer()  # an empty input still leaves a file with the schema
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        for part in self.parts:
+            fsync_path(part)
+        if not self.directory:
+            os.replace(self.staging, self.target)
+            fsync_path(str(Path(self.target).parent))
+        elif self.request.mode == "replace":
+            self._swap_directory()
+        else:
+            os.makedirs(self.target, exist_ok=True)
+            for part in self.parts:
+                os.replace(part, os.path.join(self.target, os.path.basename(part)))
+            fsync_path(self.target)
+            remove_quietly(self.staging)
+        self.committed = True
+
+    def _swap_directory(self) -> None:
+        old = temp_path_for(self.target, self.request.run_id, ".old")
+        if os.path.exists(self.target):
+            if not os.path.isdir(self.target):
+                raise ConnectorError(f"{self.target} exists and is not a directory")
+            os.replace(self.target, old)
+        os.replace(self.staging, self.target)
+        fsync_path(str(Path(self.target).parent))
+        remove_quietly(old)
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            try:
+                self.writer.close()
+            except (OSError, pa.ArrowException):
+                pass
+            self.writer = None
+        self.buffer = []
+        remove_quietly(self.staging)
+
+
+@hookimpl
+def conduit_register_sources(register: Callable[[str, type[Source]], None]) -> None:
+    register("parquet", ParquetSource)
+
+
+@hookimpl
+def conduit_register_destinations(register: Callable[[str, type[Destination]], None]) -> None:
+    register("parquet", ParquetDestination)

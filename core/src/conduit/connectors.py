@@ -1,0 +1,196 @@
+"""The connector contract: what a source and a destination must do, and what they declare they can do.
+
+A connector package implements :class:`Source` and/or :class:`Destination` and registers them by type
+name through the hooks in :mod:`conduit.hookspecs`. The engine builds one instance per entity, with the
+entity's fully merged options already validated against the connector's ``options_model``.
+
+Data moves as ``pyarrow.RecordBatch`` streams. A source yields :class:`SourceBatch` objects: the batch
+plus the position the source has reached after it (used for messages now and for checkpoints later).
+A destination opens a :class:`LoadSession` per entity and run: ``write`` every batch, then ``commit``
+(data becomes visible, together with the state when the destination can hold it) or ``abort``
+(nothing becomes visible).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+import pyarrow as pa
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
+
+WriteMode = Literal["append", "replace", "merge"]
+WRITE_MODES: tuple[WriteMode, ...] = ("append", "replace", "merge")
+
+
+def _resolve_local_path(value: str, info: ValidationInfo) -> str:
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return str(path)
+    base = (info.context or {}).get("base_dir")
+    return str(Path(base) / path) if base is not None else str(path.absolute())
+
+
+LocalPath = Annotated[str, AfterValidator(_resolve_local_path)]
+"""A local file path, directory or glob in connector options. A relative value is resolved against the
+directory of the config file that holds it (passed as ``context={"base_dir": ...}`` on validation),
+so ``conduit run examples/quickstart/ingest.yml`` works from any working directory."""
+
+
+class ConnectorOptions(BaseModel):
+    """Base of every connector's options model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class SourceCapabilities:
+    """What a source can do, as data read by the engine and the conformance kit.
+
+    ``typed``: the source carries its own column types (Parquet). An untyped source (CSV) infers
+    them or takes declared ``columns`` types; the kit then declares the golden types for it.
+    ``declared_columns``: the source accepts a ``columns: {name: type}`` option.
+    """
+
+    typed: bool = True
+    declared_columns: bool = False
+
+
+@dataclass(frozen=True)
+class DestinationCapabilities:
+    """What a destination can do, as data read by the engine and the conformance kit.
+
+    ``write_modes``: the modes an entity may ask for. ``atomic``: nothing written by a session is
+    visible before ``commit`` and nothing at all after ``abort``. ``preserves_types``: what is read
+    back has the Arrow types that were written (Parquet); ``False`` for text formats, which need the
+    types declared again to read back. ``default_mode``: the mode of an entity that sets none.
+    """
+
+    write_modes: frozenset[WriteMode] = frozenset({"replace"})
+    default_mode: WriteMode = "replace"
+    atomic: bool = True
+    preserves_types: bool = True
+
+
+@dataclass(frozen=True)
+class SourceBatch:
+    """One batch from a source and the position reached after it.
+
+    ``position`` is a small JSON-serialisable mapping, e.g. ``{"file": "a.csv", "row": 65536}``.
+    """
+
+    data: pa.RecordBatch
+    position: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    """What the engine asks of a source for one entity.
+
+    ``schema`` is the schema :meth:`Source.discover` returned; every batch must have exactly it.
+    ``batch_size`` is the target number of rows per batch (memory is bounded by it).
+    """
+
+    entity: str
+    schema: pa.Schema
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class WriteRequest:
+    """What the engine asks of a destination for one entity: where, with which schema and mode."""
+
+    entity: str
+    schema: pa.Schema
+    mode: WriteMode
+    run_id: str
+
+
+class Source(ABC):
+    """A stream of record batches for one entity.
+
+    Subclasses set ``options_model`` (a :class:`ConnectorOptions` subclass) and may override
+    ``capabilities``. ``check`` is a cheap preflight; ``discover`` returns the schema every batch
+    will have; ``read`` streams the batches.
+    """
+
+    options_model: ClassVar[type[ConnectorOptions]] = ConnectorOptions
+    capabilities: ClassVar[SourceCapabilities] = SourceCapabilities()
+
+    def __init__(self, options: ConnectorOptions) -> None:
+        self.options = options
+
+    def check(self) -> None:  # noqa: B027 - a preflight is optional; the default has nothing to check
+        """Preflight: raise :class:`~conduit.errors.ConnectorError` with a readable message."""
+
+    @abstractmethod
+    def discover(self) -> pa.Schema:
+        """The schema of the stream (declared, stored, or inferred from a sample)."""
+
+    @abstractmethod
+    def read(self, request: ReadRequest) -> Iterator[SourceBatch]:
+        """Yield batches with ``request.schema``; raise ``DataError`` naming file/line/column."""
+
+    def close(self) -> None:  # noqa: B027 - nothing to release by default
+        """Release connections and file handles. Called once, after reading, even on failure."""
+
+
+class LoadSession(ABC):
+    """One entity's load into a destination: ``write`` batches, then ``commit`` or ``abort``.
+
+    Used as a context manager, a session that leaves the block without ``commit`` is aborted.
+    """
+
+    committed = False
+
+    @abstractmethod
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Write one batch (not yet visible to readers when the destination is atomic)."""
+
+    @abstractmethod
+    def commit(self, state: Mapping[str, Any]) -> None:
+        """Make everything written visible at once, together with ``state`` where it can be stored."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Discard everything written; leave the target as it was. Must not raise on a second call."""
+
+    def __enter__(self) -> LoadSession:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self.committed:
+            self.abort()
+
+
+class Destination(ABC):
+    """Where an entity's batches land (a file, a directory of parts, a table).
+
+    Subclasses set ``options_model`` and ``capabilities``; ``open`` starts a :class:`LoadSession`.
+    """
+
+    options_model: ClassVar[type[ConnectorOptions]] = ConnectorOptions
+    capabilities: ClassVar[DestinationCapabilities] = DestinationCapabilities()
+
+    def __init__(self, options: ConnectorOptions) -> None:
+        self.options = options
+
+    def check(self) -> None:  # noqa: B027 - a preflight is optional; the default has nothing to check
+        """Preflight: raise :class:`~conduit.errors.ConnectorError` with a readable message."""
+
+    def current_schema(self) -> pa.Schema | None:
+        """The schema of what is already at the target, or ``None`` when there is nothing yet."""
+        return None
+
+    @abstractmethod
+    def open(self, request: WriteRequest) -> LoadSession:
+        """Start a load session for one entity."""
