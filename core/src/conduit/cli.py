@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         code = 130
-    except Exception as exc:  # noqa: BLE001 - a bug: one line, traceback only when asked for
+    except Exception as exc:
         if os.environ.get(DEBUG_ENV):
             raise
         click.echo(

@@ -16,8 +16,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from pathlib import Path
+from types import TracebackType
 from typing import Annotated, Any, ClassVar, Literal
 
 import pyarrow as pa

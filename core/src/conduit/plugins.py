@@ -139,9 +139,7 @@ class Registry:
         raise UnknownTypeError(unknown_type_message(kind, name, table, self.plugins))
 
 
-def unknown_type_message(
-    kind: str, name: str, known: Iterable[str], plugins: Iterable[PluginInfo]
-) -> str:
+def unknown_type_message(kind: str, name: str, known: Iterable[str], plugins: Iterable[PluginInfo]) -> str:
     known = sorted(known)
     parts = [f"unknown {kind} type {name!r}"]
     failed = [p for p in plugins if p.status == "failed" and p.name == name]

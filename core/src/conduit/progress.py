@@ -49,7 +49,9 @@ class TerminalProgress:
     def entity_finished(self, result: EntityResult) -> None:
         prefix = "\r\x1b[K" if self.live else ""
         if result.status == "success":
-            self._write(f"{prefix}[{result.name}] done: {result.rows_loaded:,} rows in {result.seconds:.2f}s\n")
+            self._write(
+                f"{prefix}[{result.name}] done: {result.rows_loaded:,} rows in {result.seconds:.2f}s\n"
+            )
         else:
             self._write(f"{prefix}[{result.name}] failed after {result.seconds:.2f}s\n")
 
@@ -73,7 +75,9 @@ def summary(result: RunResult) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     right = {2, 3, 4}
     lines = [
-        "  ".join(cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+        "  ".join(
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(row)
+        ).rstrip()
         for row in rows
     ]
     total = sum(e.rows_loaded for e in result.entities)

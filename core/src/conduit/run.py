@@ -266,10 +266,16 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema, plan: EntityPlan) -> pa.R
     )
 
 
-def _run_checks(checks: tuple[Check, ...], batch: pa.RecordBatch, item: SourceBatch, result: EntityResult) -> None:
+def _run_checks(
+    checks: tuple[Check, ...], batch: pa.RecordBatch, item: SourceBatch, result: EntityResult
+) -> None:
     for check, outcome in zip(checks, result.checks, strict=True):
         mask = check.evaluate(batch)
-        failed = batch.num_rows - pc.sum(pc.fill_null(mask, True).cast(pa.int64())).as_py() if batch.num_rows else 0
+        failed = (
+            batch.num_rows - pc.sum(pc.fill_null(mask, True).cast(pa.int64())).as_py()
+            if batch.num_rows
+            else 0
+        )
         outcome.rows_evaluated += batch.num_rows
         if not failed:
             continue

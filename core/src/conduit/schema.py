@@ -32,12 +32,12 @@ class ColumnChange:
 
     def __str__(self) -> str:
         if self.kind == "added":
-            return f"new column {self.column!r} ({type_name(self.incoming)})"  # type: ignore[arg-type]
+            return f"new column {self.column!r} ({type_name(self.incoming)})"
         if self.kind == "removed":
-            return f"column {self.column!r} ({type_name(self.current)}) is missing"  # type: ignore[arg-type]
+            return f"column {self.column!r} ({type_name(self.current)}) is missing"
         return (
-            f"column {self.column!r} changes type from {type_name(self.current)}"  # type: ignore[arg-type]
-            f" to {type_name(self.incoming)}"  # type: ignore[arg-type]
+            f"column {self.column!r} changes type from {type_name(self.current)}"
+            f" to {type_name(self.incoming)}"
         )
 
 

@@ -243,7 +243,9 @@ class JsonlLoadSession(LoadSession):
         lines = pc.binary_join_element_wise(*parts, "")
         # The rows are contiguous in the string array's data buffer: write that slice as it is.
         _, offsets_buffer, data = lines.buffers()
-        offsets = pa.Array.from_buffers(pa.int32(), len(lines) + 1, [None, offsets_buffer], offset=lines.offset)
+        offsets = pa.Array.from_buffers(
+            pa.int32(), len(lines) + 1, [None, offsets_buffer], offset=lines.offset
+        )
         self.stream.write(data[offsets[0].as_py() : offsets[-1].as_py()])
 
     def commit(self, state: Mapping[str, Any]) -> None:

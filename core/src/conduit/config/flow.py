@@ -247,9 +247,11 @@ class _Resolver:
         for index, item in enumerate(items):
             item_path = (*keypath, index)
             if len(item) != 1:
-                self.problem(item_path, "each check is a mapping with one key, the check name: {not_null: {...}}")
+                self.problem(
+                    item_path, "each check is a mapping with one key, the check name: {not_null: {...}}"
+                )
                 continue
-            (name, options), = item.items()
+            ((name, options),) = item.items()
             try:
                 cls = self.registry.check(name)
             except PluginError as exc:

@@ -1,0 +1,1 @@
+"""CSV source and destination for Conduit (placeholder until the plugin lands)."""
