@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from conduit.checks import Check
 from conduit.config.documents import Document, KeyPath, format_keypath, load_document
 from conduit.config.errors import validation_problems
-from conduit.config.models import ConnectionSpec, EndpointSpec, FlowSpec
+from conduit.config.models import ConnectionSpec, EndpointSpec, EntitySpec, FlowSpec
 from conduit.config.variables import expand_document
 from conduit.connectors import ConnectorOptions, Destination, Source, WriteMode
 from conduit.errors import ConfigError, PluginError
@@ -126,11 +126,19 @@ def load_flow(
     except ValidationError as exc:
         problems.extend(validation_problems(exc, document, FlowSpec, to_keypath))
         raise ConfigError("\n".join(problems)) from None
-    if problems:
-        raise ConfigError("\n".join(problems))
     resolver = _Resolver(document, spec, registry, to_keypath)
+    resolver.problems.extend(problems)
     plans = {}
-    for name, entity_spec in spec.entities.items():
+    for name, raw in spec.entities.items():
+        try:
+            entity_spec = EntitySpec.model_validate(raw)
+        except ValidationError as exc:
+            prefix = ("entities", name)
+            resolver.problems.extend(
+                validation_problems(exc, document, EntitySpec, lambda loc, p=prefix: to_keypath((*p, *loc)))
+            )
+            resolver.endpoints_of_invalid_entity(name, raw)
+            continue
         plan = resolver.entity(name, entity_spec)
         if plan is not None:
             plans[name] = plan
@@ -177,6 +185,17 @@ class _Resolver:
         return EntityPlan(
             name, source_cls, source, destination_cls, destination, mode, spec.batch_size, checks
         )
+
+    def endpoints_of_invalid_entity(self, name: str, raw: dict[str, Any]) -> None:
+        """Still check the well-formed endpoints of an entity that has other problems."""
+        prefix = self.to_keypath(("entities", name))
+        for kind, named in (("source", self.spec.sources), ("destination", self.spec.destinations)):
+            value = raw.get(kind)
+            try:
+                spec = EndpointSpec.model_validate({"connection": value} if isinstance(value, str) else value)
+            except ValidationError:
+                continue  # already reported by the entity's own validation
+            self.endpoint(kind, spec, (*prefix, kind), named)
 
     def endpoint(
         self,

@@ -77,4 +77,5 @@ class FlowSpec(_Strict):
     version: Literal[1] = 1
     sources: dict[str, ConnectionSpec] = Field(default_factory=dict)
     destinations: dict[str, ConnectionSpec] = Field(default_factory=dict)
-    entities: dict[str, EntitySpec]
+    # Validated one entity at a time (EntitySpec) so one bad entity does not hide the others' problems.
+    entities: dict[str, dict[str, Any]]
