@@ -30,7 +30,8 @@ class TerminalProgress:
         self.stream.flush()
 
     def entity_started(self, plan: EntityPlan) -> None:
-        self._last = time.monotonic()
+        # live: draw at the first batch; logs: the first progress line after LOG_INTERVAL
+        self._last = 0.0 if self.live else time.monotonic()
         if not self.live:
             self._write(
                 f"[{plan.name}] started: {plan.source.type} -> {plan.destination.type} (mode {plan.mode})\n"

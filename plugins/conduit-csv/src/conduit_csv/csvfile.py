@@ -1,0 +1,290 @@
+"""One CSV file as the source reads it: its dialect, encoding, header and pyarrow streaming reader.
+
+pyarrow reads the data; the header row is read here with Python's csv module (a few lines only), so
+header problems (duplicate or empty names, a header that differs between files) are reported with
+their line, and pyarrow is always given the column names.
+
+Every pyarrow stream gets a *sentinel* record appended after the file's last byte: one row holding
+:data:`SENTINEL` in every column, which is a null value. pyarrow accepts a quote that is still open at
+the end of the file and silently reads the rest of the file into one value; with the sentinel, a
+clean file ends with an all-null row (which the source drops), while a file ending inside a quote
+swallows the sentinel into that value, and the source reports the unterminated quote.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from conduit.errors import ConnectorError, DataError, DataLocation
+from conduit_csv.encoding import SAMPLE_SIZE, canonical, is_utf8, resolve
+from conduit_csv.files import compression_of, open_bytes, read_sample
+from conduit_csv.locate import DECODE_ERRORS, MARK, Record, RecordScanner, ScanError
+from conduit_csv.options import CsvSourceOptions
+
+SENTINEL = "\x00conduit-csv:end-of-file\x00"
+DEFAULT_BLOCK_SIZE = 1 << 20
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How records and fields are delimited, for pyarrow and for Python's csv module alike."""
+
+    delimiter: str
+    quote_char: str | None
+    escape_char: str | None
+    double_quote: bool
+    newlines_in_values: bool
+
+    @classmethod
+    def of(cls, options: CsvSourceOptions) -> Dialect:
+        return cls(
+            options.delimiter,
+            options.quote_char,
+            options.escape_char,
+            options.double_quote,
+            options.newlines_in_values,
+        )
+
+    def parse_options(self) -> pacsv.ParseOptions:
+        return pacsv.ParseOptions(
+            delimiter=self.delimiter,
+            quote_char=self.quote_char if self.quote_char is not None else False,
+            double_quote=self.double_quote,
+            escape_char=self.escape_char if self.escape_char is not None else False,
+            newlines_in_values=self.newlines_in_values,
+            ignore_empty_lines=True,
+        )
+
+    def python(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`csv.reader` that read the same records."""
+        return {
+            "delimiter": self.delimiter,
+            "quotechar": self.quote_char,
+            "quoting": csv.QUOTE_MINIMAL if self.quote_char is not None else csv.QUOTE_NONE,
+            "escapechar": self.escape_char,
+            "doublequote": self.double_quote,
+            "skipinitialspace": False,
+            "strict": False,
+        }
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a file's data starts and what its columns are called.
+
+    ``header``: the header row as written in the file (``None`` without one). ``names``: the column
+    names (the header, or ``column_names``). ``skip_lines``: physical lines before the header or the
+    first data row. ``empty``: the file holds no record at all, so pyarrow must not read it.
+    """
+
+    header: tuple[str, ...] | None
+    names: tuple[str, ...]
+    header_line: int | None
+    skip_lines: int
+    empty: bool
+
+
+class _Appended:
+    """A read-only file object: a pyarrow stream, then ``tail`` (read by pyarrow via PythonFile)."""
+
+    def __init__(self, stream: pa.NativeFile, tail: bytes) -> None:
+        self._stream = stream
+        self._tail = tail
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        if self._stream is not None and not self._stream.closed:
+            data = self._stream.read(size) if size >= 0 else self._stream.read()
+            if data:
+                return bytes(data)
+            self._stream.close()
+        if size < 0:
+            size = len(self._tail)
+        data, self._tail = self._tail[:size], self._tail[size:]
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        if not self._stream.closed:
+            self._stream.close()
+        self.closed = True
+
+
+class CsvFile:
+    """One matched file: path, compression and encoding (detected once), and ways to open it."""
+
+    def __init__(self, path: str, options: CsvSourceOptions) -> None:
+        self.path = path
+        self.options = options
+        self.dialect = Dialect.of(options)
+        self.compression = compression_of(path, options.compression)
+        self._sample: tuple[bytes, bool] | None = None
+        auto = options.encoding == "auto"
+        self.encoding = resolve(options.encoding, *self.sample()) if auto else canonical(options.encoding)
+
+    def sample(self) -> tuple[bytes, bool]:
+        """The first 64 KiB of decompressed bytes, and whether that is the whole file."""
+        if self._sample is None:
+            self._sample = read_sample(self.path, self.compression, SAMPLE_SIZE)
+        return self._sample
+
+    @property
+    def transcoded(self) -> bool:
+        """Whether the bytes go through a Python decoder before pyarrow (not UTF-8)."""
+        return not is_utf8(self.encoding)
+
+    def location(self, line: int | None = None, row: int | None = None, column: str | None = None) -> DataLocation:
+        return DataLocation(file=self.path, line=line, row=row, column=column)
+
+    @contextmanager
+    def records(self, skip_lines: int, field_limit: int = 1 << 20) -> Iterator[RecordScanner]:
+        """The file's records read by Python's csv module (header and error path only)."""
+        stream = open_bytes(self.path, self.compression)
+        try:
+            text = io.TextIOWrapper(stream, encoding=self.encoding, errors=DECODE_ERRORS, newline="")
+            yield RecordScanner(text, self.dialect.python(), skip_lines=skip_lines, field_limit=field_limit)
+        finally:
+            stream.close()
+
+    def arrow_stream(self, columns: int) -> pa.NativeFile:
+        """UTF-8 bytes for pyarrow (transcoded if needed), with the sentinel record appended."""
+        stream = open_bytes(self.path, self.compression)
+        if self.transcoded:
+            stream = pa.transcoding_input_stream(stream, self.encoding, "utf-8")
+        sentinel = ("\n" + self.dialect.delimiter.join([SENTINEL] * columns) + "\n").encode("utf-8")
+        return pa.PythonFile(_Appended(stream, sentinel), mode="r")
+
+    def open_reader(
+        self,
+        layout: Layout,
+        convert_options: pacsv.ConvertOptions,
+        block_size: int,
+    ) -> pacsv.CSVStreamingReader:
+        """pyarrow's streaming reader over the data rows (raises pyarrow's errors unchanged)."""
+        read_options = pacsv.ReadOptions(
+            use_threads=True,
+            block_size=block_size,
+            skip_rows=layout.skip_lines,
+            column_names=list(layout.names),
+            skip_rows_after_names=1 if layout.header is not None else 0,
+        )
+        return pacsv.open_csv(
+            self.arrow_stream(len(layout.names)),
+            read_options=read_options,
+            parse_options=self.dialect.parse_options(),
+            convert_options=convert_options,
+        )
+
+
+def convert_options(
+    options: CsvSourceOptions,
+    types: dict[str, pa.DataType],
+    include: Sequence[str],
+) -> pacsv.ConvertOptions:
+    """pyarrow conversion: declared ``types``, ``include`` in order, and the null/bool spellings.
+
+    An unquoted field equal to one of ``null_values`` is NULL; a quoted one never is, so ``""`` is the
+    empty string while an empty unquoted field is NULL (with the default ``null_values: [""]``).
+    """
+    result = pacsv.ConvertOptions(
+        column_types=types,
+        include_columns=list(include),
+        null_values=[*options.null_values, SENTINEL],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+    )
+    if options.true_values is not None:
+        result.true_values = options.true_values
+    if options.false_values is not None:
+        result.false_values = options.false_values
+    return result
+
+
+def _check_header(file: CsvFile, record: Record, names_in_use: bool) -> None:
+    """The header decodes; when its names are the column names, they are unique and not empty."""
+    where = file.location(line=record.line)
+    if any(MARK in name for name in record.fields):
+        raise DataError(
+            f"the header row is not valid {file.encoding} text (set encoding: to the file's encoding, "
+            "or encoding: auto)",
+            where,
+        )
+    if not names_in_use:
+        return
+    seen: set[str] = set()
+    for index, name in enumerate(record.fields):
+        if not name.strip():
+            raise DataError(
+                f"the header row has an empty column name (column {index + 1}); name every column, "
+                "or set column_names:",
+                where,
+            )
+        if name in seen:
+            raise DataError(
+                f"the header row names column {name!r} twice; names must be unique (rename with column_names:)",
+                DataLocation(file=file.path, line=record.line, column=name),
+            )
+        seen.add(name)
+
+
+def _first_record(file: CsvFile, skip_lines: int) -> Record | None:
+    try:
+        with file.records(skip_lines) as scanner:
+            return next(iter(scanner), None)
+    except ScanError as exc:
+        raise DataError(f"cannot parse the first row ({exc})", file.location(line=exc.line)) from None
+    except OSError as exc:
+        raise DataError(f"cannot read the file: {exc}", file.location()) from None
+
+
+def read_layout(file: CsvFile) -> Layout:
+    """Read the header (or check that data follows) and validate the column names."""
+    options = file.options
+    record = _first_record(file, options.skip_rows)
+    declared = tuple(options.column_names) if options.column_names is not None else None
+    if not options.header:
+        assert declared is not None  # the options model requires column_names without a header
+        return Layout(None, declared, None, options.skip_rows, record is None)
+    if record is None:
+        if declared is not None:
+            return Layout(None, declared, None, options.skip_rows, True)
+        skipped = f" after skipping {options.skip_rows} lines" if options.skip_rows else ""
+        raise DataError(
+            f"file is empty: no header row{skipped} and no column names declared (set column_names:)",
+            file.location(),
+        )
+    header = tuple(record.fields)
+    _check_header(file, record, names_in_use=declared is None)
+    if declared is None:
+        names = header
+    elif len(declared) != len(header):
+        raise DataError(
+            f"column_names lists {len(declared)} names but the header row has {len(header)} columns",
+            file.location(line=record.line),
+        )
+    else:
+        names = declared
+    return Layout(header, names, record.line, record.line - 1, False)
+
+
+def check_declared_columns(file: CsvFile, layout: Layout) -> None:
+    """Every column named in ``columns:`` exists in the file."""
+    unknown = [name for name in file.options.columns or {} if name not in layout.names]
+    if unknown:
+        raise ConnectorError(
+            f"columns: names {', '.join(map(repr, unknown))}, which {file.path} does not have "
+            f"(its columns: {', '.join(layout.names)})"
+        )

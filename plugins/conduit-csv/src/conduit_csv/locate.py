@@ -1,0 +1,331 @@
+"""Finding the exact line, row and column of bad CSV input.
+
+pyarrow parses and converts CSV fast but does not say where a problem is: its errors carry no row or
+line number. These helpers re-read a file the slow, exact way and are used on the error path only
+(never on the normal read path):
+
+* :class:`RecordScanner` reads records with Python's :mod:`csv` module in the same dialect, knowing the
+  physical lines each record spans and its raw text. Bytes that do not decode are replaced by
+  :data:`MARK` (see :data:`DECODE_ERRORS`) so the bad field can be pointed at.
+* :func:`record_problems` yields every structurally bad data record: undecodable bytes, an unterminated
+  quote, a line break in a value when they are not allowed, a row too long for a read block, or the
+  wrong number of fields.
+* :func:`conversion_failures` finds the values of one column that do not convert to a type, with the
+  CSV reader's own conversion (vectorised, bisecting only inside a failing chunk).
+
+Each finder yields *all* problems in file order, so a dead-letter queue can pull the bad rows out
+(``Problem.text`` is the raw record) where the source now stops at the first.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import re
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+MARK = "\ud800"
+"""Put in place of undecodable bytes: a lone surrogate, which no successful decoding can produce."""
+
+DECODE_ERRORS = "conduit-csv-mark"
+"""The ``errors=`` name of the codec error handler that inserts :data:`MARK`."""
+
+
+def _mark(exc: UnicodeError) -> tuple[str, int]:
+    if isinstance(exc, UnicodeDecodeError):
+        return MARK, exc.end
+    raise exc
+
+
+codecs.register_error(DECODE_ERRORS, _mark)
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def line_breaks(text: str) -> int:
+    """How many line breaks ``text`` holds (``\\r\\n``, ``\\r`` and ``\\n`` count once each)."""
+    return len(_LINE_BREAK.findall(text))
+
+
+@dataclass(frozen=True)
+class Record:
+    """One CSV record as Python's csv module reads it.
+
+    ``number`` counts non-blank records from 1 after the skipped lines (the header, when there is
+    one, is record 1). ``line`` and ``end_line`` are the physical lines it spans, from 1. ``text`` is
+    its raw text (cut at the scanner's ``text_limit``). ``unterminated``: the file ended inside a
+    quoted value of this record.
+    """
+
+    number: int
+    line: int
+    end_line: int
+    fields: list[str]
+    text: str
+    unterminated: bool
+
+
+class ScanError(Exception):
+    """Python's csv module gave up (a value longer than the field limit)."""
+
+    def __init__(self, message: str, line: int, number: int) -> None:
+        super().__init__(message)
+        self.line = line
+        self.number = number
+
+
+class RecordScanner:
+    """Iterate the :class:`Record` objects of a text stream (opened with ``newline=""``)."""
+
+    def __init__(
+        self,
+        text: Iterable[str],
+        dialect: Mapping[str, Any],
+        *,
+        skip_lines: int = 0,
+        field_limit: int = 1 << 20,
+    ) -> None:
+        self._text = text
+        self._dialect = dialect
+        self._skip_lines = skip_lines
+        self._field_limit = max(field_limit, csv.field_size_limit())
+        self._consumed = 0
+        self._eof = False
+        self._parts: list[str] = []
+        self._size = 0
+
+    def _lines(self) -> Iterator[str]:
+        for line in self._text:
+            if self._consumed == 0 and line.startswith("\ufeff"):
+                line = line[1:]
+            self._consumed += 1
+            if self._size <= self._field_limit:
+                self._parts.append(line)
+                self._size += len(line)
+            yield line
+        self._eof = True
+
+    def __iter__(self) -> Iterator[Record]:
+        lines = self._lines()
+        for _ in range(self._skip_lines):
+            if next(lines, None) is None:
+                return
+        reader = csv.reader(lines, **self._dialect)
+        number = 0
+        while True:
+            start = self._consumed + 1
+            self._parts.clear()
+            self._size = 0
+            previous = csv.field_size_limit(self._field_limit)
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise ScanError(str(exc), start, number + 1) from None
+            finally:
+                csv.field_size_limit(previous)
+            if not fields:  # a blank line: pyarrow skips those too
+                continue
+            number += 1
+            text = "".join(self._parts)
+            yield Record(number, start, self._consumed, fields, text, self._eof)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A bad record or value: a readable message, where it is, and the raw record text."""
+
+    message: str
+    line: int | None
+    row: int | None
+    column: str | None
+    text: str = ""
+
+
+def _column(names: Sequence[str], index: int) -> str | None:
+    return names[index] if 0 <= index < len(names) else None
+
+
+def _decode_problem(
+    record: Record, row: int, names: Sequence[str], columns: Collection[int] | None, encoding: str
+) -> Problem | None:
+    for index, value in enumerate(record.fields):
+        if MARK in value and (columns is None or index in columns):
+            at = record.text.find(MARK)
+            line = record.line + (line_breaks(record.text[:at]) if at >= 0 else 0)
+            return Problem(
+                f"the bytes here are not valid {encoding} text (set encoding: to the file's encoding, "
+                "or encoding: auto)",
+                line,
+                row,
+                _column(names, index),
+                record.text,
+            )
+    return None
+
+
+def record_problems(
+    records: Iterable[Record],
+    *,
+    names: Sequence[str],
+    header: bool,
+    encoding: str,
+    newlines_in_values: bool = True,
+    decode_columns: Collection[int] | None = None,
+    max_record_bytes: int | None = None,
+) -> Iterator[Problem]:
+    """Every structurally bad data record, in file order.
+
+    ``names``: the expected columns; ``header``: record 1 is the header (and is not a data row);
+    ``decode_columns``: the column indexes where undecodable bytes are an error (``None``: all).
+    """
+    expected = len(names)
+    try:
+        for record in records:
+            if header and record.number == 1:
+                continue
+            row = record.number - 1 if header else record.number
+            found = _decode_problem(record, row, names, decode_columns, encoding)
+            if found is None:
+                found = _shape_problem(record, row, names, expected, newlines_in_values, max_record_bytes)
+            if found is not None:
+                yield found
+    except ScanError as exc:
+        row = exc.number - 1 if header else exc.number
+        yield Problem(
+            f"cannot parse the record starting here ({exc}); is a quote left open?", exc.line, row, None
+        )
+
+
+def _shape_problem(
+    record: Record,
+    row: int,
+    names: Sequence[str],
+    expected: int,
+    newlines_in_values: bool,
+    max_record_bytes: int | None,
+) -> Problem | None:
+    if record.unterminated:
+        column = _column(names, len(record.fields) - 1)
+        return Problem(
+            f"unterminated quoted value: the quote that opens the value of column {column!r} in this row "
+            "is never closed, so the rest of the file would be read as one value",
+            record.line,
+            row,
+            column,
+            record.text,
+        )
+    if not newlines_in_values and record.end_line > record.line:
+        return Problem(
+            f"a quoted value spans lines {record.line}-{record.end_line}, but newlines_in_values is "
+            "false (set it to true, the default, to allow line breaks inside quoted values)",
+            record.line,
+            row,
+            None,
+            record.text,
+        )
+    if max_record_bytes is not None and len(record.text.encode("utf-8", "surrogatepass")) > max_record_bytes:
+        return Problem(
+            f"this row is longer than the read block ({max_record_bytes} bytes); raise block_size "
+            "(or look for an unbalanced quote)",
+            record.line,
+            row,
+            None,
+            record.text,
+        )
+    if len(record.fields) != expected:
+        return Problem(
+            f"expected {expected} fields, found {len(record.fields)}",
+            record.line,
+            row,
+            None,
+            record.text,
+        )
+    return None
+
+
+def find_record(records: Iterable[Record], number: int) -> Record | None:
+    """The record with ``number`` (see :class:`Record`), or ``None`` when the file is shorter."""
+    for record in records:
+        if record.number == number:
+            return record
+    return None
+
+
+# -- values that do not convert ------------------------------------------------------------------
+
+Converter = Callable[[Sequence[bytes | None]], str | None]
+
+
+def csv_converter(
+    dtype: pa.DataType,
+    *,
+    true_values: Sequence[str] | None = None,
+    false_values: Sequence[str] | None = None,
+) -> Converter:
+    """A function converting raw values to ``dtype`` exactly as the CSV reader does.
+
+    It returns ``None`` when every value converts, else the reader's error message. The values are
+    written to a small CSV (quoted, so the reader's null handling cannot touch them; ``None`` is an
+    unquoted empty field, which is null) and read back with the type declared.
+    """
+    convert_options = pacsv.ConvertOptions(
+        column_types={"value": dtype},
+        include_columns=["value"],
+        null_values=[""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+    )
+    if true_values is not None:
+        convert_options.true_values = list(true_values)
+    if false_values is not None:
+        convert_options.false_values = list(false_values)
+    parse_options = pacsv.ParseOptions(delimiter=",", quote_char='"', double_quote=True, newlines_in_values=True)
+
+    def convert(values: Sequence[bytes | None]) -> str | None:
+        data = b"".join(b",\n" if v is None else b'"' + v.replace(b'"', b'""') + b'",\n' for v in values)
+        read_options = pacsv.ReadOptions(
+            column_names=["value", "_"], use_threads=False, block_size=max(len(data) + 1, 1 << 16)
+        )
+        try:
+            pacsv.read_csv(
+                pa.BufferReader(data),
+                read_options=read_options,
+                parse_options=parse_options,
+                convert_options=convert_options,
+            )
+        except pa.ArrowInvalid as exc:
+            return str(exc)
+        return None
+
+    return convert
+
+
+def conversion_failures(values: pa.Array, convert: Converter) -> Iterator[tuple[int, bytes, str]]:
+    """The values of a raw (binary) column that ``convert`` rejects: ``(index, value, error)``, in order.
+
+    One call converts the whole array; only a failing part is bisected, so finding the first bad
+    value of a block costs about two conversions of the block.
+    """
+    raw: list[bytes | None] = values.to_pylist()
+
+    def visit(low: int, high: int) -> Iterator[tuple[int, bytes, str]]:
+        error = convert(raw[low:high])
+        if error is None:
+            return
+        if high - low == 1:
+            value = raw[low]
+            yield low, b"" if value is None else value, error
+            return
+        middle = (low + high) // 2
+        yield from visit(low, middle)
+        yield from visit(middle, high)
+
+    if raw:
+        yield from visit(0, len(raw))
