@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
 
 FLOW = """\
@@ -67,7 +66,9 @@ def test_bad_csv_gives_one_readable_error(case: str, tmp_path: Path) -> None:
     assert len(errors) == 1, result.stderr
     for fragment in fragments:
         assert fragment.lower() in errors[0].lower(), f"{fragment!r} not in {errors[0]!r}"
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir()), list((tmp_path / "out").iterdir())
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir()), list(
+        (tmp_path / "out").iterdir()
+    )
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -99,7 +100,7 @@ def test_header_only_file_loads_zero_rows_with_columns(tmp_path: Path) -> None:
 
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "orders.csv").write_text("id,name,amount\n")
-    (tmp_path / "ingest.yml").write_text(FLOW.replace(" COLUMNS", ', columns: {id: int64}'))
+    (tmp_path / "ingest.yml").write_text(FLOW.replace(" COLUMNS", ", columns: {id: int64}"))
     result = run_cli("run", tmp_path / "ingest.yml")
     assert result.returncode == 0, result.stderr
     table = pq.read_table(tmp_path / "out" / "orders.parquet")

@@ -48,12 +48,17 @@ def test_quiet_prints_nothing_on_success(tmp_path: Path) -> None:
 
 
 def test_config_error_exits_2_with_every_problem(tmp_path: Path) -> None:
-    flow = FLOW.replace("source: {type: jsonl", "sorce: {type: jsonl").replace("type: parquet", "type: parquett")
+    flow = FLOW.replace("source: {type: jsonl", "sorce: {type: jsonl").replace(
+        "type: parquet", "type: parquett"
+    )
     result = run_cli("run", _project(tmp_path, flow))
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.startswith("error: 3 problems:\n")
-    assert "ingest.yml:4:5: entities.numbers.sorce: unknown key 'sorce' (did you mean 'source'?)" in result.stderr
+    assert (
+        "ingest.yml:4:5: entities.numbers.sorce: unknown key 'sorce' (did you mean 'source'?)"
+        in result.stderr
+    )
     assert "entities.numbers.source: missing required key 'source'" in result.stderr
     assert "unknown destination type 'parquett'" in result.stderr
     assert "Traceback" not in result.stderr
@@ -73,7 +78,9 @@ def test_unknown_entity_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_live_progress_on_a_tty(tmp_path: Path) -> None:
-    flow = _project(tmp_path, FLOW.replace("out/numbers.parquet}}", "out/numbers.parquet}}\n    batch_size: 1"))
+    flow = _project(
+        tmp_path, FLOW.replace("out/numbers.parquet}}", "out/numbers.parquet}}\n    batch_size: 1")
+    )
     (tmp_path / "in.jsonl").write_text("".join(f'{{"n": {i}}}\n' for i in range(20_000)))
     primary, secondary = os.openpty()
     try:

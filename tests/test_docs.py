@@ -6,10 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from conduit.config import load_flow
 from conduit.plugins import load_registry
-from conftest import REPO
 
 DOCS = [REPO / "README.md", REPO / "docs" / "config.md"]
 BLOCKS = [

@@ -81,3 +81,33 @@ def test_version() -> None:
     result = run_cli("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("conduit 0.1.0")
+
+
+def _reinstall_csv(editable: bool) -> None:
+    target = str(REPO / "plugins" / "conduit-csv")
+    _pip("install", "--no-deps", *(["-e", target] if editable else [target]))
+
+
+def test_uninstalling_conduit_csv_removes_the_csv_type(tmp_path: Path) -> None:
+    from importlib import metadata
+
+    direct_url = metadata.distribution("conduit-csv").read_text("direct_url.json") or "{}"
+    editable = json.loads(direct_url).get("dir_info", {}).get("editable", False)
+    (tmp_path / "in.csv").write_text("a,b\n1,x\n")
+    (tmp_path / "ingest.yml").write_text(
+        "version: 1\nentities:\n  t:\n    source: {type: csv, options: {path: in.csv}}\n"
+        "    destination: {type: parquet, options: {path: out.parquet}}\n"
+    )
+    assert run_cli("run", tmp_path / "ingest.yml").returncode == 0
+    _pip("uninstall", "-y", "conduit-csv")
+    try:
+        assert "csv" not in _plugin_names()
+        result = run_cli("run", tmp_path / "ingest.yml")
+        assert result.returncode == 2
+        assert (
+            "unknown source type 'csv'; it is provided by conduit-csv: pip install conduit-csv"
+            in result.stderr
+        )
+    finally:
+        _reinstall_csv(editable)
+    assert "csv" in _plugin_names()

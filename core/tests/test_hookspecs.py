@@ -10,7 +10,9 @@ import pytest
 from conduit import hookspecs
 
 REPO = Path(__file__).resolve().parents[2]
-HOOKS = sorted(name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("conduit_"))
+HOOKS = sorted(
+    name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("conduit_")
+)
 
 
 def _test_sources() -> str:
@@ -25,7 +27,9 @@ def test_there_are_hooks() -> None:
 @pytest.mark.parametrize("hook", HOOKS)
 def test_hook_has_a_docstring_and_a_section_in_the_reference(hook: str) -> None:
     assert inspect.getdoc(getattr(hookspecs, hook)), f"{hook} has no docstring"
-    assert f"\n## {hook}\n" in (REPO / "docs" / "hooks.md").read_text(), f"docs/hooks.md has no section for {hook}"
+    assert f"\n## {hook}\n" in (REPO / "docs" / "hooks.md").read_text(), (
+        f"docs/hooks.md has no section for {hook}"
+    )
 
 
 @pytest.mark.parametrize("hook", HOOKS)

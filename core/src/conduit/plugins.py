@@ -254,7 +254,7 @@ def _collect(
     table: dict[str, Registered[Any]] = {}
     kind = attribute.rstrip("s")
     caller = getattr(pm.hook, hook_name)
-    for impl in reversed(caller.get_hookimpls()):  # registration order
+    for impl in caller.get_hookimpls():  # registration order
         info = infos[impl.plugin_name]
 
         def register(name: str, cls: type, _info: PluginInfo = info) -> None:

@@ -27,14 +27,6 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 from pydantic import field_validator
 
-from conduit.builtins.files import (
-    compression_for,
-    ensure_parent,
-    expand_paths,
-    fsync_path,
-    remove_quietly,
-    temp_path_for,
-)
 from conduit.connectors import (
     ConnectorOptions,
     Destination,
@@ -48,6 +40,14 @@ from conduit.connectors import (
     WriteRequest,
 )
 from conduit.errors import DataError, DataLocation
+from conduit.files import (
+    compression_for,
+    ensure_parent,
+    expand_paths,
+    fsync_path,
+    remove_quietly,
+    temp_path_for,
+)
 from conduit.hookspecs import hookimpl
 from conduit.types import parse_type, type_name
 

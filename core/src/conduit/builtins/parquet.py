@@ -27,13 +27,6 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from conduit.builtins.files import (
-    ensure_parent,
-    expand_paths,
-    fsync_path,
-    remove_quietly,
-    temp_path_for,
-)
 from conduit.connectors import (
     ConnectorOptions,
     Destination,
@@ -47,6 +40,13 @@ from conduit.connectors import (
     WriteRequest,
 )
 from conduit.errors import ConfigError, ConnectorError, DataError, DataLocation
+from conduit.files import (
+    ensure_parent,
+    expand_paths,
+    fsync_path,
+    remove_quietly,
+    temp_path_for,
+)
 from conduit.hookspecs import hookimpl
 
 SUFFIXES = (".parquet", ".parq", ".pq")

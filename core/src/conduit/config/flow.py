@@ -133,10 +133,12 @@ def load_flow(
         try:
             entity_spec = EntitySpec.model_validate(raw)
         except ValidationError as exc:
-            prefix = ("entities", name)
-            resolver.problems.extend(
-                validation_problems(exc, document, EntitySpec, lambda loc, p=prefix: to_keypath((*p, *loc)))
-            )
+            prefix: KeyPath = ("entities", name)
+
+            def entity_keypath(loc: tuple[str | int, ...], prefix: KeyPath = prefix) -> KeyPath:
+                return to_keypath((*prefix, *loc))
+
+            resolver.problems.extend(validation_problems(exc, document, EntitySpec, entity_keypath))
             resolver.endpoints_of_invalid_entity(name, raw)
             continue
         plan = resolver.entity(name, entity_spec)

@@ -5,7 +5,7 @@ header problems (duplicate or empty names, a header that differs between files) 
 their line, and pyarrow is always given the column names.
 
 Every pyarrow stream gets a *sentinel* record appended after the file's last byte: one row holding
-:data:`SENTINEL` in every column, which is a null value. pyarrow accepts a quote that is still open at
+:data:`SENTINEL` in every column, which is a null value (added to ``null_values``). pyarrow accepts a quote that is still open at
 the end of the file and silently reads the rest of the file into one value; with the sentinel, a
 clean file ends with an all-null row (which the source drops), while a file ending inside a quote
 swallows the sentinel into that value, and the source reports the unterminated quote.
@@ -29,7 +29,9 @@ from conduit_csv.files import compression_of, open_bytes, read_sample
 from conduit_csv.locate import DECODE_ERRORS, MARK, Record, RecordScanner, ScanError
 from conduit_csv.options import CsvSourceOptions
 
-SENTINEL = "\x00conduit-csv:end-of-file\x00"
+# Unicode noncharacters (reserved for internal use): no byte of their UTF-8 form is ASCII, so none can
+# be a delimiter, quote or escape character, and no real file holds them.
+SENTINEL = "\ufdd0\ufdd1\ufdd2\ufdd3"
 DEFAULT_BLOCK_SIZE = 1 << 20
 
 
@@ -93,23 +95,36 @@ class Layout:
 
 
 class _Appended:
-    """A read-only file object: a pyarrow stream, then ``tail`` (read by pyarrow via PythonFile)."""
+    """A read-only file object: a pyarrow stream, then ``tail`` (read by pyarrow through PythonFile).
+
+    Reads are filled to the size asked for (pyarrow treats what one read returns as a block), so the
+    tail joins the file's last block instead of arriving as a block of its own.
+    """
 
     def __init__(self, stream: pa.NativeFile, tail: bytes) -> None:
         self._stream = stream
         self._tail = tail
+        self._exhausted = False
         self.closed = False
 
     def read(self, size: int = -1) -> bytes:
-        if self._stream is not None and not self._stream.closed:
-            data = self._stream.read(size) if size >= 0 else self._stream.read()
-            if data:
-                return bytes(data)
-            self._stream.close()
-        if size < 0:
-            size = len(self._tail)
-        data, self._tail = self._tail[:size], self._tail[size:]
-        return data
+        chunks: list[bytes] = []
+        wanted = size if size >= 0 else None
+        while not self._exhausted and (wanted is None or wanted > 0):
+            data = self._stream.read(wanted) if wanted is not None else self._stream.read()
+            if not data:
+                self._exhausted = True
+                self._stream.close()
+                break
+            chunks.append(bytes(data))
+            if wanted is None:
+                continue
+            wanted -= len(data)
+        if self._exhausted:
+            take = len(self._tail) if wanted is None else wanted
+            chunks.append(self._tail[:take])
+            self._tail = self._tail[take:]
+        return b"".join(chunks)
 
     def readable(self) -> bool:
         return True
@@ -146,7 +161,9 @@ class CsvFile:
         """Whether the bytes go through a Python decoder before pyarrow (not UTF-8)."""
         return not is_utf8(self.encoding)
 
-    def location(self, line: int | None = None, row: int | None = None, column: str | None = None) -> DataLocation:
+    def location(
+        self, line: int | None = None, row: int | None = None, column: str | None = None
+    ) -> DataLocation:
         return DataLocation(file=self.path, line=line, row=row, column=column)
 
     @contextmanager
@@ -234,7 +251,8 @@ def _check_header(file: CsvFile, record: Record, names_in_use: bool) -> None:
             )
         if name in seen:
             raise DataError(
-                f"the header row names column {name!r} twice; names must be unique (rename with column_names:)",
+                f"duplicate column name {name!r} in the header row; names must be unique (rename the "
+                "columns with column_names:)",
                 DataLocation(file=file.path, line=record.line, column=name),
             )
         seen.add(name)

@@ -7,9 +7,9 @@ line number. These helpers re-read a file the slow, exact way and are used on th
 * :class:`RecordScanner` reads records with Python's :mod:`csv` module in the same dialect, knowing the
   physical lines each record spans and its raw text. Bytes that do not decode are replaced by
   :data:`MARK` (see :data:`DECODE_ERRORS`) so the bad field can be pointed at.
-* :func:`record_problems` yields every structurally bad data record: undecodable bytes, an unterminated
-  quote, a line break in a value when they are not allowed, a row too long for a read block, or the
-  wrong number of fields.
+* :class:`RecordChecker` says what is structurally wrong with a record: undecodable bytes, an
+  unterminated quote, a line break in a value when they are not allowed, a row too long for a read
+  block, or the wrong number of fields; :func:`record_problems` yields every bad data record.
 * :func:`conversion_failures` finds the values of one column that do not convert to a type, with the
   CSV reader's own conversion (vectorised, bisecting only inside a failing chunk).
 
@@ -152,102 +152,101 @@ def _column(names: Sequence[str], index: int) -> str | None:
     return names[index] if 0 <= index < len(names) else None
 
 
-def _decode_problem(
-    record: Record, row: int, names: Sequence[str], columns: Collection[int] | None, encoding: str
-) -> Problem | None:
-    for index, value in enumerate(record.fields):
-        if MARK in value and (columns is None or index in columns):
-            at = record.text.find(MARK)
-            line = record.line + (line_breaks(record.text[:at]) if at >= 0 else 0)
+@dataclass(frozen=True)
+class RecordChecker:
+    """The structural checks of one data record.
+
+    ``names``: the expected columns; ``decode_columns``: the column indexes where undecodable bytes
+    are an error (``None``: all); ``max_record_bytes``: the longest record pyarrow can read.
+    """
+
+    names: Sequence[str]
+    encoding: str
+    newlines_in_values: bool = True
+    decode_columns: Collection[int] | None = None
+    max_record_bytes: int | None = None
+
+    def problem(self, record: Record, row: int) -> Problem | None:
+        """What is wrong with ``record`` (data row ``row``), or ``None``."""
+        return self._decode_problem(record, row) or self._shape_problem(record, row)
+
+    def _decode_problem(self, record: Record, row: int) -> Problem | None:
+        for index, value in enumerate(record.fields):
+            if MARK in value and (self.decode_columns is None or index in self.decode_columns):
+                at = record.text.find(MARK)
+                line = record.line + (line_breaks(record.text[:at]) if at >= 0 else 0)
+                return Problem(
+                    f"the bytes here are not valid {self.encoding} text (set encoding: to the file's "
+                    "encoding, or encoding: auto)",
+                    line,
+                    row,
+                    _column(self.names, index),
+                    record.text,
+                )
+        return None
+
+    def _shape_problem(self, record: Record, row: int) -> Problem | None:
+        if record.unterminated:
+            column = _column(self.names, len(record.fields) - 1)
             return Problem(
-                f"the bytes here are not valid {encoding} text (set encoding: to the file's encoding, "
-                "or encoding: auto)",
-                line,
+                f"unterminated quoted value: the quote that opens the value of column {column!r} in this "
+                "row is never closed, so the rest of the file would be read as one value",
+                record.line,
                 row,
-                _column(names, index),
+                column,
                 record.text,
             )
-    return None
+        if not self.newlines_in_values and record.end_line > record.line:
+            return Problem(
+                f"a quoted value spans lines {record.line}-{record.end_line}, but newlines_in_values is "
+                "false (set it to true, the default, to allow line breaks inside quoted values)",
+                record.line,
+                row,
+                None,
+                record.text,
+            )
+        limit = self.max_record_bytes
+        if limit is not None and len(record.text.encode("utf-8", "surrogatepass")) > limit:
+            return Problem(
+                f"this row is longer than the read block ({limit} bytes); raise block_size "
+                "(or look for an unbalanced quote)",
+                record.line,
+                row,
+                None,
+                record.text,
+            )
+        if len(record.fields) != len(self.names):
+            return Problem(
+                f"expected {len(self.names)} fields, found {len(record.fields)}",
+                record.line,
+                row,
+                None,
+                record.text,
+            )
+        return None
 
 
-def record_problems(
-    records: Iterable[Record],
-    *,
-    names: Sequence[str],
-    header: bool,
-    encoding: str,
-    newlines_in_values: bool = True,
-    decode_columns: Collection[int] | None = None,
-    max_record_bytes: int | None = None,
-) -> Iterator[Problem]:
-    """Every structurally bad data record, in file order.
+def data_row(record_number: int, header: bool) -> int:
+    """The data row number (from 1, the header excluded) of a record."""
+    return record_number - 1 if header else record_number
 
-    ``names``: the expected columns; ``header``: record 1 is the header (and is not a data row);
-    ``decode_columns``: the column indexes where undecodable bytes are an error (``None``: all).
-    """
-    expected = len(names)
+
+def record_problems(records: Iterable[Record], checker: RecordChecker, *, header: bool) -> Iterator[Problem]:
+    """Every structurally bad data record, in file order (record 1 is skipped when it is the header)."""
     try:
         for record in records:
             if header and record.number == 1:
                 continue
-            row = record.number - 1 if header else record.number
-            found = _decode_problem(record, row, names, decode_columns, encoding)
-            if found is None:
-                found = _shape_problem(record, row, names, expected, newlines_in_values, max_record_bytes)
+            found = checker.problem(record, data_row(record.number, header))
             if found is not None:
                 yield found
     except ScanError as exc:
-        row = exc.number - 1 if header else exc.number
         yield Problem(
-            f"cannot parse the record starting here ({exc}); is a quote left open?", exc.line, row, None
-        )
-
-
-def _shape_problem(
-    record: Record,
-    row: int,
-    names: Sequence[str],
-    expected: int,
-    newlines_in_values: bool,
-    max_record_bytes: int | None,
-) -> Problem | None:
-    if record.unterminated:
-        column = _column(names, len(record.fields) - 1)
-        return Problem(
-            f"unterminated quoted value: the quote that opens the value of column {column!r} in this row "
-            "is never closed, so the rest of the file would be read as one value",
-            record.line,
-            row,
-            column,
-            record.text,
-        )
-    if not newlines_in_values and record.end_line > record.line:
-        return Problem(
-            f"a quoted value spans lines {record.line}-{record.end_line}, but newlines_in_values is "
-            "false (set it to true, the default, to allow line breaks inside quoted values)",
-            record.line,
-            row,
+            f"cannot parse the record starting here ({exc}); is a quote left open?",
+            exc.line,
+            data_row(exc.number, header),
             None,
-            record.text,
         )
-    if max_record_bytes is not None and len(record.text.encode("utf-8", "surrogatepass")) > max_record_bytes:
-        return Problem(
-            f"this row is longer than the read block ({max_record_bytes} bytes); raise block_size "
-            "(or look for an unbalanced quote)",
-            record.line,
-            row,
-            None,
-            record.text,
-        )
-    if len(record.fields) != expected:
-        return Problem(
-            f"expected {expected} fields, found {len(record.fields)}",
-            record.line,
-            row,
-            None,
-            record.text,
-        )
-    return None
 
 
 def find_record(records: Iterable[Record], number: int) -> Record | None:
@@ -286,7 +285,9 @@ def csv_converter(
         convert_options.true_values = list(true_values)
     if false_values is not None:
         convert_options.false_values = list(false_values)
-    parse_options = pacsv.ParseOptions(delimiter=",", quote_char='"', double_quote=True, newlines_in_values=True)
+    parse_options = pacsv.ParseOptions(
+        delimiter=",", quote_char='"', double_quote=True, newlines_in_values=True
+    )
 
     def convert(values: Sequence[bytes | None]) -> str | None:
         data = b"".join(b",\n" if v is None else b'"' + v.replace(b'"', b'""') + b'",\n' for v in values)

@@ -1,4 +1,6 @@
-"""Helpers the file connectors share: expanding paths, compression by extension, atomic replacement."""
+"""Helpers for file-based connectors (built-in and third-party): finding the files a path option
+names, compression by extension, opening inputs, and the pieces of an atomic write (a hidden temp
+file beside the target, fsync, rename, quiet cleanup)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ import glob
 import os
 import shutil
 from pathlib import Path
+
+import pyarrow as pa
 
 from conduit.errors import ConnectorError
 
@@ -15,6 +19,14 @@ COMPRESSION_BY_SUFFIX = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".zstd": 
 def compression_for(path: str) -> str | None:
     """The pyarrow codec name implied by the file's extension, or ``None``."""
     return COMPRESSION_BY_SUFFIX.get(Path(path).suffix.lower())
+
+
+def open_input(path: str, compression: str | None) -> pa.NativeFile:
+    """The file's (decompressed) bytes as a pyarrow input stream; ``ConnectorError`` if unreadable."""
+    try:
+        return pa.input_stream(path, compression=compression)
+    except OSError as exc:
+        raise ConnectorError(f"cannot read {path}: {exc}") from None
 
 
 def _visible(path: str) -> bool:

@@ -1,0 +1,223 @@
+"""The ``csv`` source: one file or a glob of files, streamed with pyarrow's CSV reader."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from conduit.connectors import ReadRequest, Source, SourceBatch, SourceCapabilities
+from conduit.errors import ConnectorError, DataError, DataLocation
+from conduit_csv.csvfile import (
+    DEFAULT_BLOCK_SIZE,
+    CsvFile,
+    Layout,
+    check_declared_columns,
+    convert_options,
+    read_layout,
+)
+from conduit_csv.diagnose import ReadContext, explain, structural_problem
+from conduit_csv.files import check_readable, compression_of, match_files
+from conduit_csv.options import CsvSourceOptions
+
+MIN_BLOCK_SIZE = 64 * 1024
+MAX_BLOCK_SIZE = 1 << 20  # pyarrow's own default: larger blocks raise peak RSS, not speed
+_READ_ERRORS = (pa.ArrowInvalid, UnicodeDecodeError)
+
+
+class CsvSource(Source):
+    """Reads CSV files as Arrow record batches (see the package README for the options)."""
+
+    options_model = CsvSourceOptions
+    capabilities = SourceCapabilities(typed=False, declared_columns=True)
+    options: CsvSourceOptions
+
+    def __init__(self, options: CsvSourceOptions) -> None:
+        super().__init__(options)
+        self._reader: pacsv.CSVStreamingReader | None = None
+
+    def check(self) -> None:
+        for path in match_files(self.options.path):
+            check_readable(path)
+            compression_of(path, self.options.compression)
+
+    # -- discover -----------------------------------------------------------------------------
+
+    def discover(self) -> pa.Schema:
+        """Header names from the first file; declared types, else pyarrow's inference from its first block."""
+        first = CsvFile(match_files(self.options.path)[0], self.options)
+        layout = read_layout(first)
+        check_declared_columns(first, layout)
+        declared = self.options.declared_types()
+        inferred = {} if layout.empty else self._infer(first, layout, declared)
+        fields = []
+        for index, name in enumerate(layout.names):
+            dtype = declared[name] if name in declared else inferred.get(name, pa.null())
+            if pa.types.is_null(dtype):
+                dtype = pa.string()  # no value to infer from (a header-only file, an all-empty column)
+            elif pa.types.is_binary(dtype) and name not in declared:
+                raise self._invalid_text(first, layout, index)
+            fields.append(pa.field(name, dtype))
+        return pa.schema(fields)
+
+    def _infer(
+        self, file: CsvFile, layout: Layout, declared: dict[str, pa.DataType]
+    ) -> dict[str, pa.DataType]:
+        block_size = self.options.block_size or DEFAULT_BLOCK_SIZE
+        context = ReadContext(file, layout, declared, frozenset(declared), block_size, file.path)
+        options = convert_options(self.options, declared, layout.names)
+        reader = _open(file, layout, options, context)
+        try:
+            return {field.name: field.type for field in reader.schema}
+        finally:
+            reader.close()
+
+    def _invalid_text(self, file: CsvFile, layout: Layout, index: int) -> DataError:
+        name = layout.names[index]
+        block_size = self.options.block_size or DEFAULT_BLOCK_SIZE
+        context = ReadContext(file, layout, {}, frozenset(), block_size, file.path)
+        problem = structural_problem(context, decode_columns=frozenset({index}))
+        if problem is None:
+            return DataError(
+                f"column {name!r} holds bytes that are not valid {file.encoding} text",
+                file.location(column=name),
+            )
+        return DataError(problem.message, file.location(problem.line, problem.row, problem.column))
+
+    # -- read ---------------------------------------------------------------------------------
+
+    def read(self, request: ReadRequest) -> Iterator[SourceBatch]:
+        """Every matched file in order, each streamed in blocks; batches never span two files.
+
+        Every file's header is checked before the first row is read, so a glob whose tenth file has
+        another header fails at once rather than after loading nine files.
+        """
+        paths = match_files(self.options.path)
+        first = CsvFile(paths[0], self.options)
+        first_layout = read_layout(first)
+        _check_schema(first, first_layout, request.schema)
+        for path in paths[1:]:
+            _check_same_header(first, first_layout, CsvFile(path, self.options))
+        block_size = self.options.block_size or estimate_block_size(first, request.batch_size)
+        for path in paths:
+            file = first if path == first.path else CsvFile(path, self.options)
+            layout = first_layout if file is first else read_layout(file)
+            if not layout.empty:
+                yield from self._read_file(file, layout, request.schema, block_size, first.path)
+
+    def _read_file(
+        self, file: CsvFile, layout: Layout, schema: pa.Schema, block_size: int, inferred_from: str
+    ) -> Iterator[SourceBatch]:
+        types = {field.name: field.type for field in schema}
+        context = ReadContext(
+            file, layout, types, frozenset(self.options.columns or {}), block_size, inferred_from
+        )
+        reader = _open(file, layout, convert_options(self.options, types, schema.names), context)
+        self._reader = reader
+        conform = not reader.schema.equals(schema)
+        rows = 0
+        pending: pa.RecordBatch | None = None
+        try:
+            for batch in _batches(reader, context):
+                if pending is not None:
+                    rows += pending.num_rows
+                    yield SourceBatch(_conformed(pending, schema, conform), {"file": file.path, "row": rows})
+                pending = batch
+        finally:
+            reader.close()
+            self._reader = None
+        if pending is None or not _ends_with_sentinel(pending):
+            raise _unterminated(context)
+        last = pending.slice(0, pending.num_rows - 1)
+        if last.num_rows:
+            rows += last.num_rows
+            yield SourceBatch(_conformed(last, schema, conform), {"file": file.path, "row": rows})
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+
+def estimate_block_size(file: CsvFile, batch_size: int) -> int:
+    """Bytes per read block for about ``batch_size`` rows, from the average row length in a sample."""
+    sample, _ = file.sample()
+    text = sample.decode(file.encoding, "replace") if file.transcoded else None
+    size = len(text.encode("utf-8")) if text is not None else len(sample)
+    rows = text.count("\n") if text is not None else sample.count(b"\n")
+    if rows == 0:
+        return DEFAULT_BLOCK_SIZE
+    return max(MIN_BLOCK_SIZE, min(MAX_BLOCK_SIZE, size * batch_size // rows))
+
+
+def _open(
+    file: CsvFile, layout: Layout, options: pacsv.ConvertOptions, context: ReadContext
+) -> pacsv.CSVStreamingReader:
+    try:
+        return file.open_reader(layout, options, context.block_size)
+    except _READ_ERRORS as exc:
+        raise explain(exc, context) from None
+    except pa.ArrowNotImplementedError as exc:
+        raise ConnectorError(f"{file.path}: the CSV reader cannot do this: {exc}") from None
+
+
+def _batches(reader: pacsv.CSVStreamingReader, context: ReadContext) -> Iterator[pa.RecordBatch]:
+    """The reader's non-empty batches, with pyarrow's errors turned into located DataErrors."""
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except _READ_ERRORS as exc:
+            raise explain(exc, context) from None
+        if batch.num_rows:
+            yield batch
+
+
+def _ends_with_sentinel(batch: pa.RecordBatch) -> bool:
+    last = batch.num_rows - 1
+    return all(not column[last].is_valid for column in batch.columns)
+
+
+def _unterminated(context: ReadContext) -> DataError:
+    try:
+        problem = structural_problem(context)
+    except (OSError, UnicodeError):
+        problem = None
+    if problem is None:
+        return DataError("unterminated quoted value at the end of the file", context.file.location())
+    return DataError(problem.message, context.file.location(problem.line, problem.row, problem.column))
+
+
+def _conformed(batch: pa.RecordBatch, schema: pa.Schema, conform: bool) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays(batch.columns, schema=schema) if conform else batch
+
+
+def _check_schema(file: CsvFile, layout: Layout, schema: pa.Schema) -> None:
+    missing = [name for name in schema.names if name not in layout.names]
+    if missing:
+        raise ConnectorError(
+            f"{file.path} has no column {', '.join(map(repr, missing))} (its columns: {', '.join(layout.names)})"
+        )
+
+
+def _check_same_header(first: CsvFile, first_layout: Layout, file: CsvFile) -> None:
+    """Every file of a glob has the first file's header row (and every file has one, if needed)."""
+    layout = read_layout(file)
+    if first_layout.header is None or layout.header is None or layout.header == first_layout.header:
+        return
+    expected, found = first_layout.header, layout.header
+    missing = [name for name in expected if name not in found]
+    extra = [name for name in found if name not in expected]
+    parts = []
+    if missing:
+        parts.append(f"missing {', '.join(map(repr, missing))}")
+    if extra:
+        parts.append(f"extra {', '.join(map(repr, extra))}")
+    if not parts:
+        parts.append(f"same columns in another order ({', '.join(found)} instead of {', '.join(expected)})")
+    raise DataError(
+        f"the header row differs from that of the first file {first.path}: {'; '.join(parts)}",
+        DataLocation(file=file.path, line=layout.header_line),
+    )
