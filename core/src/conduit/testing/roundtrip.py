@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -64,6 +65,14 @@ def read_all(source: Source, batch_size: int = 65_536) -> pa.Table:
         batches.append(item.data)
     source.close()
     return pa.Table.from_batches(batches, schema=schema)
+
+
+def _assert_fails_readably(check: Callable[[], None]) -> None:
+    with pytest.raises(ConduitError) as info:
+        check()
+    message = str(info.value)
+    assert message.strip(), "the error message is empty"
+    assert "Traceback" not in message and "\n" not in message.strip(), f"not one line: {message!r}"
 
 
 class RoundTripTests:
@@ -164,22 +173,15 @@ class RoundTripTests:
     def test_source_check_fails_readably(
         self, registry: Registry, tmp_path: Path, broken_source_options: dict[str, Any]
     ) -> None:
-        source = build_source(registry, self.source_type, broken_source_options, tmp_path)
-        with pytest.raises(ConduitError) as info:
-            source.check()
-        message = str(info.value)
-        assert message.strip(), "the error message is empty"
-        assert "Traceback" not in message and "\n" not in message.strip(), f"not one line: {message!r}"
+        _assert_fails_readably(
+            build_source(registry, self.source_type, broken_source_options, tmp_path).check
+        )
 
     def test_destination_check_fails_readably(
         self, registry: Registry, tmp_path: Path, broken_destination_options: dict[str, Any]
     ) -> None:
         destination = build_destination(registry, self.destination_type, broken_destination_options, tmp_path)
-        with pytest.raises(ConduitError) as info:
-            destination.check()
-        message = str(info.value)
-        assert message.strip(), "the error message is empty"
-        assert "Traceback" not in message and "\n" not in message.strip(), f"not one line: {message!r}"
+        _assert_fails_readably(destination.check)
 
     def test_abort_leaves_target_as_it_was(
         self,
