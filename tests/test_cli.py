@@ -68,13 +68,13 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert run_cli("run").returncode == 2
     assert run_cli("frobnicate").returncode == 2
     missing = run_cli("run", tmp_path / "nope.yml")
-    assert missing.returncode == 2 and "config file not found" in missing.stderr
+    assert missing.returncode == 2 and "nope.yml: no such file or directory" in missing.stderr
 
 
 def test_unknown_entity_is_a_usage_error(tmp_path: Path) -> None:
     result = run_cli("run", _project(tmp_path), "--entity", "nope")
     assert result.returncode == 2
-    assert "no entity named 'nope'; the flow has: numbers" in result.stderr
+    assert "no entity named 'nope'; the flows have: numbers" in result.stderr
 
 
 def test_live_progress_on_a_tty(tmp_path: Path) -> None:

@@ -41,4 +41,4 @@ def test_quickstart_csv_to_parquet(tmp_path: Path) -> None:
 def test_validate_the_quickstart() -> None:
     result = run_cli("validate", REPO / "examples" / "quickstart" / "ingest.yml")
     assert result.returncode == 0, result.stderr
-    assert "ok (1 entity: orders)" in result.stdout
+    assert "ok (flow quickstart, env dev, 1 entity: orders)" in result.stdout

@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Annotated, Any, ClassVar, Literal
 
 import pyarrow as pa
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr, ValidationInfo
 
 WriteMode = Literal["append", "replace", "merge"]
 WRITE_MODES: tuple[WriteMode, ...] = ("append", "replace", "merge")
@@ -31,14 +31,21 @@ def _resolve_local_path(value: str, info: ValidationInfo) -> str:
     path = Path(value).expanduser()
     if path.is_absolute():
         return str(path)
-    base = (info.context or {}).get("base_dir")
+    context = info.context or {}
+    base = context.get("base_dirs", {}).get(info.field_name, context.get("base_dir"))
     return str(Path(base) / path) if base is not None else str(path.absolute())
 
 
 LocalPath = Annotated[str, AfterValidator(_resolve_local_path)]
 """A local file path, directory or glob in connector options. A relative value is resolved against the
-directory of the config file that holds it (passed as ``context={"base_dir": ...}`` on validation),
-so ``conduit run examples/quickstart/ingest.yml`` works from any working directory."""
+flow's directory (a value from a profile: against the project root), passed by the engine as
+``context={"base_dir": ..., "base_dirs": {field: ...}}`` on validation, so
+``conduit run examples/quickstart/ingest.yml`` works from any working directory."""
+
+
+Secret = SecretStr
+"""The type of a secret option (a password, token, key, or a DSN with a password): never printed,
+masked as ``***`` in every output; read it with ``.get_secret_value()``."""
 
 
 class ConnectorOptions(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from conduit.config.flow import EntityPlan
@@ -20,13 +21,19 @@ class TerminalProgress:
     pipes) plain lines: one when an entity starts, one every ten seconds, one when it ends.
     """
 
-    def __init__(self, stream: TextIO | None = None, live: bool | None = None) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        live: bool | None = None,
+        write: Callable[[str], object] | None = None,
+    ) -> None:
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty() if live is None else live
+        self.write = write or self.stream.write
         self._last = 0.0
 
     def _write(self, text: str) -> None:
-        self.stream.write(text)
+        self.write(text)
         self.stream.flush()
 
     def entity_started(self, plan: EntityPlan) -> None:

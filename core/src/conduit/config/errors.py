@@ -11,6 +11,12 @@ from pydantic import BaseModel, ValidationError
 
 from conduit.config.documents import Document, KeyPath, format_keypath
 
+Loc = tuple[str | int, ...]
+# Given a pydantic error location, where it is in the files ("file:line:col") and its key path text.
+Locator = Callable[[Loc], tuple[str, str]]
+
+SECRET_HINTS = ("password", "passwd", "secret", "token", "key", "credential", "dsn")
+
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -50,26 +56,35 @@ def _describe(error: Any, known: list[str]) -> str:
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     value = error.get("input")
-    if isinstance(value, str | int | float | bool) and len(repr(value)) < 80:
+    secret_like = any(hint in str(part).lower() for part in loc for hint in SECRET_HINTS)
+    if isinstance(value, str | int | float | bool) and len(repr(value)) < 80 and not secret_like:
         message += f" (got {value!r})"
     return message
+
+
+def problems_from(exc: ValidationError, model: type[BaseModel], locate: Locator) -> list[str]:
+    """One line per error: where (file:line:column), which key path, and what is wrong."""
+    lines = []
+    for error in exc.errors():
+        loc: Loc = tuple(error["loc"])
+        kind = error["type"]
+        known = _keys_at(model, loc[:-1]) if kind in ("extra_forbidden", "missing") else []
+        where, _ = locate(loc[:-1] if kind == "missing" else loc)
+        _, keypath = locate(loc)
+        lines.append(f"{where}: {keypath}: {_describe(error, known)}")
+    return lines
 
 
 def validation_problems(
     exc: ValidationError,
     document: Document,
     model: type[BaseModel],
-    to_keypath: Callable[[tuple[str | int, ...]], KeyPath],
+    to_keypath: Callable[[Loc], KeyPath],
 ) -> list[str]:
-    """One line per error: where (file:line:column), which key path, and what is wrong."""
-    lines = []
-    for error in exc.errors():
-        loc = tuple(error["loc"])
-        if error["type"] == "extra_forbidden" or error["type"] == "missing":
-            known = _keys_at(model, loc[:-1])
-        else:
-            known = []
+    """:func:`problems_from` for data that sits in one document."""
+
+    def locate(loc: Loc) -> tuple[str, str]:
         keypath = to_keypath(loc)
-        where_path = keypath if error["type"] != "missing" else keypath[:-1]
-        lines.append(f"{document.mark(where_path)}: {format_keypath(keypath)}: {_describe(error, known)}")
-    return lines
+        return str(document.mark(keypath)), format_keypath(keypath)
+
+    return problems_from(exc, model, locate)

@@ -1,11 +1,20 @@
-"""Loading a flow file into validated, ready-to-run entity plans.
+"""Loading flows into validated, ready-to-run entity plans, remembering where every value came from.
 
-:func:`load_flow` reads the YAML (with positions), expands ``${VAR}`` references, validates the flow
-shape, then resolves every entity: connection references, the connector classes from the plugin
-registry, the merged options (entity options override connection options) validated by each
-connector's own model, the write mode against the destination's capabilities, and the checks.
-Every problem in the file is collected and raised as one :class:`~conduit.errors.ConfigError`, each
-line naming ``file:line:column`` and the key path.
+:func:`load_project` finds the flows a path names (one file, a flow directory, or a directory of
+flows), the project's profile and ``.env``, and resolves every entity:
+
+1. each file is parsed with positions and its ``${...}`` variables expanded;
+2. the entity's layers are deep-merged, lowest first: the flow-level ``source``/``destination``
+   (``flow``), ``defaults:`` blocks (``defaults``), the entity itself (``entity``); then
+   ``${entity.name}`` is expanded;
+3. each endpoint's connection is looked up (the flow's ``sources``/``destinations``, else the
+   profile's ``connections``) and its options are merged over the connection's:
+   **entity options > flow defaults > profile params > connector defaults**;
+4. every connector validates its merged options with its own model.
+
+Every problem in every file is collected and raised as one :class:`~conduit.errors.ConfigError`, each
+line naming ``file:line:column`` and the key path. Each :class:`EntityPlan` keeps the
+:class:`~conduit.config.layers.Origin` of every resolved value for ``conduit config explain``.
 """
 
 from __future__ import annotations
@@ -19,16 +28,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from conduit.checks import Check
-from conduit.config.documents import Document, KeyPath, format_keypath, load_document
-from conduit.config.errors import validation_problems
-from conduit.config.models import ConnectionSpec, EndpointSpec, EntitySpec, FlowSpec
-from conduit.config.variables import expand_document
+from conduit.config.documents import Document, KeyPath, format_keypath
+from conduit.config.errors import Loc, Locator, problems_from, validation_problems
+from conduit.config.layers import Layer, Origin, from_document, merge
+from conduit.config.layouts import FlowFiles, find_flows, read_flow
+from conduit.config.models import EntitiesFileSpec, EntitySpec, FlowSpec
+from conduit.config.profiles import (
+    Profile,
+    choose_env,
+    environment,
+    find_project_root,
+    load_profile,
+    profiles_dir_for,
+)
+from conduit.config.variables import Variables, expand_document, expand_entity_name
 from conduit.connectors import ConnectorOptions, Destination, Source, WriteMode
 from conduit.errors import ConfigError, PluginError
 from conduit.plugins import Registry
+from conduit.secrets import REDACTOR, register_secrets_in
 
 
 @dataclass(frozen=True)
@@ -42,7 +62,7 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class EntityPlan:
-    """Everything needed to run one entity, validated."""
+    """Everything needed to run one entity, validated, with the origin of every value."""
 
     name: str
     source_cls: type[Source]
@@ -52,48 +72,94 @@ class EntityPlan:
     mode: WriteMode
     batch_size: int
     checks: tuple[Check, ...] = ()
+    flow: str = ""
+    provenance: dict[str, Origin] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Flow:
-    """A loaded flow file: its entities in file order."""
+    """A loaded flow: its entities in file order."""
 
     path: Path
     entities: dict[str, EntityPlan]
     config_hash: str = ""
     plugins: dict[str, str] = field(default_factory=dict)
+    name: str = ""
+    env: str = ""
 
 
-def _normalise_entities(document: Document, problems: list[str]) -> dict[str, KeyPath]:
-    """Accept ``entities`` as a mapping or as a list of ``{name: ..., ...}``; map names to key paths."""
-    data = document.data
-    entities = data.get("entities") if isinstance(data, dict) else None
-    paths: dict[str, KeyPath] = {}
-    if isinstance(entities, dict):
-        return {str(name): ("entities", name) for name in entities}
-    if not isinstance(entities, list):
-        return paths
-    as_mapping: dict[str, Any] = {}
-    for index, item in enumerate(entities):
-        keypath: KeyPath = ("entities", index)
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            problems.append(
-                f"{document.mark(keypath)}: {format_keypath(keypath)}: an entity in a list needs a "
-                f"'name' key (or write entities as a mapping of name to entity)"
+@dataclass
+class Project:
+    """The flows a path names, resolved against one profile."""
+
+    root: Path
+    profile: Profile
+    flows: list[Flow]
+
+
+# -- the entry points --------------------------------------------------------------------------
+
+
+def load_project(
+    path: str | Path,
+    registry: Registry,
+    *,
+    env: str | None = None,
+    profiles_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Project:
+    """Resolve every flow under ``path`` against the chosen profile; one ConfigError for all problems."""
+    target = Path(path)
+    flow_paths = find_flows(target)
+    root = find_project_root(target)
+    real_env = os.environ if environ is None else environ
+    variables_env = environment(root, real_env)
+    env_name, explicit = choose_env(env, real_env)
+    profile = load_profile(profiles_dir_for(root, profiles_dir), env_name, explicit, variables_env)
+    if profile.document is not None:
+        register_secrets_in(profile.document.data)
+    problems: list[str] = []
+    flows = []
+    for flow_path in flow_paths:
+        try:
+            flows.append(
+                _FlowResolver(read_flow(flow_path), registry, profile, variables_env, root).resolve()
             )
-            continue
-        name = item["name"]
-        if name in as_mapping:
-            first = document.mark(paths[name])
-            problems.append(
-                f"{document.mark(keypath)}: {format_keypath(keypath)}: duplicate entity {name!r} "
-                f"(first defined at line {first.line})"
-            )
-            continue
-        as_mapping[name] = {key: value for key, value in item.items() if key != "name"}
-        paths[name] = keypath
-    data["entities"] = as_mapping
-    return paths
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
+    names = [flow.name for flow in flows]
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise ConfigError(f"{target}: two flows are named {', '.join(map(repr, duplicated))}")
+    return Project(root, profile, flows)
+
+
+def load_flow(
+    path: str | Path,
+    registry: Registry,
+    *,
+    env: str | None = None,
+    profiles_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Flow:
+    """Load exactly one flow (a file or a flow directory)."""
+    project = load_project(path, registry, env=env, profiles_dir=profiles_dir, environ=environ)
+    if len(project.flows) != 1:
+        raise ConfigError(f"{path}: holds {len(project.flows)} flows; name one of them")
+    return project.flows[0]
+
+
+# -- resolution of one flow --------------------------------------------------------------------
+
+
+@dataclass
+class _EntitySource:
+    name: str
+    document: Document
+    root: KeyPath
+    layer: Layer
 
 
 def _hash(data: Any) -> str:
@@ -101,185 +167,360 @@ def _hash(data: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def load_flow(
-    path: str | Path,
-    registry: Registry,
-    *,
-    env: Mapping[str, str] | None = None,
-) -> Flow:
-    """Load, validate and resolve a flow file. Raises one ConfigError listing every problem."""
-    file = Path(path)
-    document = load_document(file)
-    if not isinstance(document.data, dict):
-        raise ConfigError(f"{document.mark(())}: a flow file must be a mapping with 'entities'")
-    expand_document(document, os.environ if env is None else env)
-    problems: list[str] = []
-    entity_paths = _normalise_entities(document, problems)
-
-    def to_keypath(loc: tuple[str | int, ...]) -> KeyPath:
-        if len(loc) >= 2 and loc[0] == "entities" and loc[1] in entity_paths:
-            return (*entity_paths[str(loc[1])], *loc[2:])
-        return loc
-
-    try:
-        spec = FlowSpec.model_validate(document.data)
-    except ValidationError as exc:
-        problems.extend(validation_problems(exc, document, FlowSpec, to_keypath))
-        raise ConfigError("\n".join(problems)) from None
-    resolver = _Resolver(document, spec, registry, to_keypath)
-    resolver.problems.extend(problems)
-    plans = {}
-    for name, raw in spec.entities.items():
-        try:
-            entity_spec = EntitySpec.model_validate(raw)
-        except ValidationError as exc:
-            prefix: KeyPath = ("entities", name)
-
-            def entity_keypath(loc: tuple[str | int, ...], prefix: KeyPath = prefix) -> KeyPath:
-                return to_keypath((*prefix, *loc))
-
-            resolver.problems.extend(validation_problems(exc, document, EntitySpec, entity_keypath))
-            resolver.endpoints_of_invalid_entity(name, raw)
-            continue
-        plan = resolver.entity(name, entity_spec)
-        if plan is not None:
-            plans[name] = plan
-    if resolver.problems:
-        raise ConfigError("\n".join(resolver.problems))
-    if not plans:
-        raise ConfigError(f"{document.mark(('entities',))}: entities: the flow defines no entities")
-    plugins = {p.name: f"{p.distribution} {p.version}" for p in registry.plugins if p.status == "ok"}
-    return Flow(file, plans, _hash(document.data), plugins)
+def _shorthand(document: Document, keypaths: list[KeyPath]) -> None:
+    """``source: name`` means ``source: {connection: name}`` wherever an endpoint may stand."""
+    for keypath in keypaths:
+        parent: Any = document.data
+        for part in keypath[:-1]:
+            if isinstance(parent, dict):
+                parent = parent.get(part)
+            elif isinstance(parent, list) and isinstance(part, int) and part < len(parent):
+                parent = parent[part]
+            else:
+                parent = None
+        key = keypath[-1]
+        if isinstance(parent, dict) and isinstance(parent.get(key), str):
+            parent[key] = {"connection": parent[key]}
+            if keypath in document.marks:
+                document.marks[(*keypath, "connection")] = document.marks[keypath]
 
 
-class _Resolver:
-    def __init__(self, document: Document, spec: FlowSpec, registry: Registry, to_keypath: Any) -> None:
-        self.document = document
-        self.spec = spec
+def _locate(layer: Layer, loc: Loc, display: KeyPath, fallback: Any) -> tuple[str, str]:
+    """Where a merged value was written: its file position, and its key path in that file when the
+    value itself has an origin (else the entity's logical key path)."""
+    exact = layer.origins.get(loc)
+    origin = exact or layer.origin(loc)
+    mark = origin.mark if origin and origin.mark else fallback
+    if exact is not None and exact.keypath is not None:
+        return str(mark), format_keypath(exact.keypath)
+    return str(mark), format_keypath((*display, *loc))
+
+
+def _endpoint_paths(prefix: KeyPath) -> list[KeyPath]:
+    return [(*prefix, "source"), (*prefix, "destination")]
+
+
+class _FlowResolver:
+    def __init__(
+        self, files: FlowFiles, registry: Registry, profile: Profile, environ: Mapping[str, str], root: Path
+    ) -> None:
+        self.files = files
+        self.root = str(root)
         self.registry = registry
-        self.to_keypath = to_keypath
+        self.profile = profile
+        self.variables = Variables(environ, profile.spec.variables)
         self.problems: list[str] = []
-        self.base_dir = str(document.path.parent.resolve())
+        self.used: dict[int, dict[KeyPath, tuple[str, ...]]] = {}
+        self.base_dir = str(files.base_dir)
 
-    def problem(self, keypath: KeyPath, message: str) -> None:
-        self.problems.append(f"{self.document.mark(keypath)}: {format_keypath(keypath)}: {message}")
+    def problem(self, document: Document, keypath: KeyPath, message: str) -> None:
+        self.problems.append(f"{document.mark(keypath)}: {format_keypath(keypath)}: {message}")
 
-    def entity(self, name: str, spec: Any) -> EntityPlan | None:
-        prefix = self.to_keypath(("entities", name))
-        source = self.endpoint("source", spec.source, (*prefix, "source"), self.spec.sources)
-        destination = self.endpoint(
-            "destination", spec.destination, (*prefix, "destination"), self.spec.destinations
-        )
-        checks = tuple(self.checks(spec.checks, (*prefix, "checks")))
-        if source is None or destination is None:
+    def fail_if_problems(self) -> None:
+        if self.problems:
+            # a mistake in a shared block (defaults, a connection) is found once per entity: say it once
+            raise ConfigError("\n".join(dict.fromkeys(self.problems)))
+
+    # -- files --
+
+    def _expand(self) -> None:
+        for document in self.files.documents:
+            if not isinstance(document.data, dict):
+                self.problems.append(f"{document.mark(())}: a flow or entity file must be a mapping")
+                continue
+            register_secrets_in(document.data)
+            try:
+                self.used[id(document)] = expand_document(document, self.variables)
+            except ConfigError as exc:
+                self.problems.append(str(exc))
+            register_secrets_in(document.data)
+
+    def _validate(self, document: Document, model: type[BaseModel]) -> Any:
+        try:
+            return model.model_validate(document.data)
+        except ValidationError as exc:
+            self.problems.extend(validation_problems(exc, document, model, lambda loc: loc))
             return None
-        source_cls = self.registry.source(source.type)
-        destination_cls = self.registry.destination(destination.type)
+
+    def _layer(self, document: Document, root: KeyPath, layer: str) -> Layer:
+        return from_document(document, root, layer, self.used.get(id(document), {}))
+
+    # -- entities --
+
+    def _collect_entities(self) -> list[_EntitySource]:
+        found: list[_EntitySource] = []
+        seen: dict[str, _EntitySource] = {}
+
+        def add(name: Any, document: Document, root: KeyPath) -> None:
+            if not isinstance(name, str) or not name:
+                self.problem(document, root, "an entity needs a name (a string)")
+                return
+            if name in seen:
+                first = seen[name]
+                self.problem(
+                    document,
+                    root,
+                    f"duplicate entity {name!r} (first defined at {first.document.mark(first.root)})",
+                )
+                return
+            layer = self._layer(document, root, "entity")
+            layer.data.pop("name", None)
+            entry = _EntitySource(name, document, root, layer)
+            seen[name] = entry
+            found.append(entry)
+
+        def from_container(document: Document, key: str) -> None:
+            container = document.data.get(key) if isinstance(document.data, dict) else None
+            if isinstance(container, dict):
+                for name in container:
+                    _shorthand(document, _endpoint_paths((key, name)))
+                    if container[name] is None:
+                        container[name] = {}
+                    add(name, document, (key, name))
+            elif isinstance(container, list):
+                for index, item in enumerate(container):
+                    if isinstance(item, str):
+                        container[index] = {}
+                        add(item, document, (key, index))
+                    elif isinstance(item, dict):
+                        _shorthand(document, _endpoint_paths((key, index)))
+                        add(item.get("name"), document, (key, index))
+                    else:
+                        self.problem(document, (key, index), "an entity is a name or a mapping with 'name'")
+
+        from_container(self.files.flow, "entities")
+        if self.files.entities_file is not None:
+            from_container(self.files.entities_file, "entities")
+        for document in self.files.entity_files:
+            if not isinstance(document.data, dict):
+                continue
+            _shorthand(document, _endpoint_paths(()))
+            add(document.data.get("name") or document.path.stem, document, ())
+        return found
+
+    def resolve(self) -> Flow:
+        self._expand()
+        self.fail_if_problems()
+        flow_doc = self.files.flow
+        for document, prefix in ((flow_doc, ()), (flow_doc, ("defaults",))):
+            _shorthand(document, _endpoint_paths(prefix))
+        if self.files.entities_file is not None:
+            _shorthand(self.files.entities_file, _endpoint_paths(("defaults",)))
+        flow_spec: FlowSpec | None = self._validate(flow_doc, FlowSpec)
+        if self.files.entities_file is not None:
+            self._validate(self.files.entities_file, EntitiesFileSpec)
+        entities = self._collect_entities()
+        self.fail_if_problems()
+        assert flow_spec is not None
+        self.flow_spec = flow_spec
+
+        base_layers = [
+            self._endpoints_layer(flow_doc, (), "flow"),
+            self._layer(flow_doc, ("defaults",), "defaults"),
+        ]
+        if self.files.entities_file is not None:
+            base_layers.append(self._layer(self.files.entities_file, ("defaults",), "defaults"))
+        plans: dict[str, EntityPlan] = {}
+        for entity in entities:
+            plan = self._entity(entity, base_layers)
+            if plan is not None:
+                plans[entity.name] = plan
+        self.fail_if_problems()
+        if not plans:
+            raise ConfigError(f"{flow_doc.mark(())}: the flow defines no entities")
+        plugins = {p.name: f"{p.distribution} {p.version}" for p in self.registry.plugins if p.status == "ok"}
+        data = {str(d.path): d.data for d in self.files.documents}
+        name = flow_spec.name or self.files.name
+        return Flow(flow_doc.path, plans, _hash(data), plugins, name, self.profile.env)
+
+    def _endpoints_layer(self, document: Document, root: KeyPath, layer: str) -> Layer:
+        full = self._layer(document, root, layer)
+        keep: dict[str, Any] = {key: full.data[key] for key in ("source", "destination") if key in full.data}
+        origins = {
+            path: origin
+            for path, origin in full.origins.items()
+            if path[:1] in (("source",), ("destination",))
+        }
+        return Layer(keep, origins)
+
+    def _entity(self, entity: _EntitySource, base_layers: list[Layer]) -> EntityPlan | None:
+        merged = merge([*base_layers, entity.layer])
+        expand_entity_name(merged, entity.name)
+        display = ("entities", entity.name)
+
+        def locate(loc: Loc) -> tuple[str, str]:
+            return _locate(merged, loc, display, entity.document.mark(entity.root))
+
+        try:
+            spec = EntitySpec.model_validate(merged.data)
+        except ValidationError as exc:
+            self.problems.extend(problems_from(exc, EntitySpec, locate))
+            for kind in ("source", "destination"):
+                if isinstance(merged.data.get(kind), dict):
+                    self._endpoint(kind, merged, display, locate)
+            return None
+        source = self._endpoint("source", merged, display, locate)
+        destination = self._endpoint("destination", merged, display, locate)
+        checks = self._checks(spec.checks, merged, locate)
+        if source is None or destination is None or checks is None:
+            return None
+        (source_cls, source_ep, source_prov), (destination_cls, destination_ep, destination_prov) = (
+            source,
+            destination,
+        )
+        assert issubclass(source_cls, Source) and issubclass(destination_cls, Destination)
+        provenance = {**source_prov, **destination_prov}
         capabilities = destination_cls.capabilities
         mode: WriteMode = spec.mode or capabilities.default_mode
+        provenance["mode"] = (merged.origin(("mode",)) if spec.mode else None) or Origin(
+            "destination default"
+        )
+        provenance["batch_size"] = merged.origins.get(("batch_size",)) or Origin("engine default")
         if mode not in capabilities.write_modes:
+            where, keypath = locate(("mode",))
             supported = ", ".join(sorted(capabilities.write_modes))
-            self.problem(
-                (*prefix, "mode"),
-                f"destination type {destination.type!r} does not support mode {mode!r} (supported: {supported})",
+            self.problems.append(
+                f"{where}: {keypath}: destination type {destination_ep.type!r} does not support mode "
+                f"{mode!r} (supported: {supported})"
             )
             return None
+        for index, item in enumerate(spec.checks):
+            for check_name in item:
+                provenance[f"checks[{index}].{check_name}"] = merged.origin(("checks", index)) or Origin(
+                    "entity"
+                )
         return EntityPlan(
-            name, source_cls, source, destination_cls, destination, mode, spec.batch_size, checks
+            entity.name,
+            source_cls,
+            source_ep,
+            destination_cls,
+            destination_ep,
+            mode,
+            spec.batch_size,
+            tuple(checks),
+            self.files.name,
+            provenance,
         )
 
-    def endpoints_of_invalid_entity(self, name: str, raw: dict[str, Any]) -> None:
-        """Still check the well-formed endpoints of an entity that has other problems."""
-        prefix = self.to_keypath(("entities", name))
-        for kind, named in (("source", self.spec.sources), ("destination", self.spec.destinations)):
-            value = raw.get(kind)
-            try:
-                spec = EndpointSpec.model_validate({"connection": value} if isinstance(value, str) else value)
-            except ValidationError:
-                continue  # already reported by the entity's own validation
-            self.endpoint(kind, spec, (*prefix, kind), named)
+    def _connection(self, kind: str, name: str) -> tuple[str, Layer, Origin] | None:
+        """A named connection: the flow's own ``sources``/``destinations`` first, then the profile's."""
+        named = self.flow_spec.sources if kind == "source" else self.flow_spec.destinations
+        if name in named:
+            root: KeyPath = (f"{kind}s", name)
+            layer = self._layer(self.files.flow, (*root, "options"), "flow")
+            return named[name].type, layer, Origin("flow", self.files.flow.mark((*root, "type")))
+        connection = self.profile.spec.connections.get(name)
+        if connection is not None and self.profile.document is not None:
+            root = ("connections", name)
+            document = self.profile.document
+            layer = from_document(document, (*root, "params"), "profile", self.profile.variables_used)
+            return connection.type, layer, Origin("profile", document.mark((*root, "type")))
+        return None
 
-    def endpoint(
-        self,
-        kind: str,
-        spec: EndpointSpec,
-        keypath: KeyPath,
-        named: dict[str, ConnectionSpec],
-    ) -> Endpoint | None:
-        origins: dict[str, KeyPath] = {}
-        merged: dict[str, Any] = {}
-        if spec.connection is not None:
-            connection = named.get(spec.connection)
-            if connection is None:
-                close = difflib.get_close_matches(spec.connection, list(named), n=1)
+    def _endpoint(
+        self, kind: str, merged: Layer, display: KeyPath, locate: Locator
+    ) -> tuple[type, Endpoint, dict[str, Origin]] | None:
+        endpoint = merged.sub(kind)
+        data = endpoint.data
+        connection_name = data.get("connection")
+        type_name = data.get("type")
+        provenance: dict[str, Origin] = {}
+        layers: list[Layer] = []
+        if isinstance(connection_name, str):
+            found = self._connection(kind, connection_name)
+            if found is None:
+                candidates = [*(self.flow_spec.sources if kind == "source" else self.flow_spec.destinations)]
+                candidates += list(self.profile.spec.connections)
+                close = difflib.get_close_matches(connection_name, candidates, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
-                defined = ", ".join(named) or "(none)"
-                self.problem(
-                    (*keypath, "connection") if (*keypath, "connection") in self.document.marks else keypath,
-                    f"unknown {kind} {spec.connection!r}{hint} (defined under {kind}s: {defined})",
+                if self.profile.path is None:
+                    profile_note = f", and no profile {self.profile.env!r} was found"
+                else:
+                    profile_note = f" nor in the profile {self.profile.path}"
+                where_text, keypath = locate((kind, "connection"))
+                self.problems.append(
+                    f"{where_text}: {keypath}: unknown connection {connection_name!r} (not defined under "
+                    f"{kind}s in the flow{profile_note}){hint}"
                 )
                 return None
-            type_name = connection.type
-            type_path: KeyPath = (f"{kind}s", spec.connection, "type")
-            for key, value in connection.options.items():
-                merged[key] = value
-                origins[key] = (f"{kind}s", spec.connection, "options", key)
+            type_name, connection_layer, type_origin = found
+            layers.append(connection_layer)
+            provenance[f"{kind}.connection"] = merged.origin((kind, "connection")) or Origin("entity")
         else:
-            assert spec.type is not None
-            type_name = spec.type
-            type_path = (*keypath, "type")
-        for key, value in spec.options.items():
-            merged[key] = value
-            origins[key] = (*keypath, "options", key)
+            type_origin = merged.origin((kind, "type")) or Origin("entity")
+        provenance[f"{kind}.type"] = type_origin
+        layers.append(endpoint.sub("options"))
+        options_layer = merge(layers)
         try:
             cls: type[Source] | type[Destination] = (
-                self.registry.source(type_name) if kind == "source" else self.registry.destination(type_name)
+                self.registry.source(str(type_name))
+                if kind == "source"
+                else self.registry.destination(str(type_name))
             )
         except PluginError as exc:
-            self.problem(type_path, str(exc))
+            mark = type_origin.mark
+            where_text = str(mark) if mark else locate((kind,))[0]
+            self.problems.append(f"{where_text}: {format_keypath((*display, kind, 'type'))}: {exc}")
             return None
-        options = self.validate(cls.options_model, merged, origins, (*keypath, "options"))
-        if options is None:
-            return None
-        assert isinstance(options, ConnectorOptions)
-        return Endpoint(type_name, spec.connection, options)
 
-    def validate(
-        self,
-        model: type[BaseModel],
-        data: dict[str, Any],
-        origins: dict[str, KeyPath],
-        fallback: KeyPath,
-    ) -> BaseModel | None:
+        def locate_option(loc: Loc) -> tuple[str, str]:
+            fallback = options_layer.origin(()) or merged.origin((kind,))
+            mark = fallback.mark if fallback and fallback.mark else None
+            return _locate(options_layer, loc, (*display, kind, "options"), mark)
+
+        base_dirs = {
+            str(key[0]): self.root
+            for key, origin in options_layer.origins.items()
+            if len(key) == 1 and origin.layer == "profile"
+        }
         try:
-            return model.model_validate(data, context={"base_dir": self.base_dir})
+            options = cls.options_model.model_validate(
+                options_layer.data, context={"base_dir": self.base_dir, "base_dirs": base_dirs}
+            )
         except ValidationError as exc:
-
-            def to_keypath(loc: tuple[str | int, ...]) -> KeyPath:
-                if loc and isinstance(loc[0], str) and loc[0] in origins:
-                    return (*origins[loc[0]], *loc[1:])
-                return (*fallback, *loc)
-
-            self.problems.extend(validation_problems(exc, self.document, model, to_keypath))
+            self.problems.extend(problems_from(exc, cls.options_model, locate_option))
             return None
+        for key in type(options).model_fields:
+            origin = options_layer.origins.get((key,))
+            provenance[f"{kind}.options.{key}"] = origin or Origin("connector default")
+            value = getattr(options, key)
+            if isinstance(value, SecretStr):
+                REDACTOR.add(value.get_secret_value())
+        endpoint_value = Endpoint(
+            str(type_name), connection_name if isinstance(connection_name, str) else None, options
+        )
+        return cls, endpoint_value, provenance
 
-    def checks(self, items: list[dict[str, dict[str, Any]]], keypath: KeyPath) -> list[Check]:
-        found = []
+    def _checks(
+        self, items: list[dict[str, dict[str, Any]]], merged: Layer, locate: Locator
+    ) -> list[Check] | None:
+        found: list[Check] = []
+        ok = True
         for index, item in enumerate(items):
-            item_path = (*keypath, index)
             if len(item) != 1:
-                self.problem(
-                    item_path, "each check is a mapping with one key, the check name: {not_null: {...}}"
+                where, keypath = locate(("checks", index))
+                self.problems.append(
+                    f"{where}: {keypath}: each check is a mapping with one key, the check name: {{not_null: {{...}}}}"
                 )
+                ok = False
                 continue
             ((name, options),) = item.items()
             try:
                 cls = self.registry.check(name)
             except PluginError as exc:
-                self.problem((*item_path, name), str(exc))
+                where, keypath = locate(("checks", index, name))
+                self.problems.append(f"{where}: {keypath}: {exc}")
+                ok = False
                 continue
-            origins = {key: (*item_path, name, key) for key in options}
-            validated = self.validate(cls.options_model, options, origins, (*item_path, name))
-            if validated is not None:
-                found.append(cls(validated))  # type: ignore[arg-type]
-        return found
+
+            def locate_check(loc: Loc, index: int = index, name: str = name) -> tuple[str, str]:
+                return locate(("checks", index, name, *loc))
+
+            try:
+                validated = cls.options_model.model_validate(options, context={"base_dir": self.base_dir})
+            except ValidationError as exc:
+                self.problems.extend(problems_from(exc, cls.options_model, locate_check))
+                ok = False
+                continue
+            found.append(cls(validated))
+        return found if ok else None

@@ -1,32 +1,35 @@
-"""The shape of a flow file (``ingest.yml``), as pydantic models. Unknown keys are errors.
+"""The shape of flow and entity files, as pydantic models. Unknown keys are errors.
 
 .. code-block:: yaml
 
     version: 1
-    sources:                 # named connections: a type and its options
+    sources:                 # named connections defined in the flow (profiles hold the others)
       files: {type: csv, options: {delimiter: ","}}
     destinations:
       lake: {type: parquet, options: {compression: zstd}}
-    entities:                # one stream each, from a source to a destination
+    source: {connection: files}          # flow-level: what every entity starts from
+    destination: {connection: lake}
+    defaults:                            # deep-merged under every entity
+      destination: {options: {path: "out/${entity.name}.parquet"}}
+    entities:
       orders:
-        source: {connection: files, options: {path: data/orders*.csv}}
-        destination: {connection: lake, options: {path: out/orders.parquet}}
+        source: {options: {path: data/orders*.csv}}
         mode: replace
         batch_size: 65536
         checks:
           - not_null: {columns: [order_id]}
 
-An entity's ``source``/``destination`` is a connection name (``source: files``), a connection plus
-options that override the connection's (``{connection: files, options: {...}}``) or an inline
-definition (``{type: csv, options: {...}}``). Connector options are validated later, by each
-connector's own model, once the type is known.
+An endpoint (``source``/``destination``) is a connection name (``source: files``), a connection plus
+options that override it (``{connection: files, options: {...}}``), or an inline definition
+(``{type: csv, options: {...}}``). Connector options are validated later by each connector's own
+model, once the type is known and every layer is merged.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from conduit.connectors import WriteMode
 
@@ -43,7 +46,7 @@ class ConnectionSpec(_Strict):
 
 
 class EndpointSpec(_Strict):
-    """An entity's source or destination: a named connection, or an inline type, plus options."""
+    """An entity's source or destination after merging: a named connection or an inline type."""
 
     connection: str | None = None
     type: str | None = None
@@ -56,26 +59,53 @@ class EndpointSpec(_Strict):
         return self
 
 
-class EntitySpec(_Strict):
-    """One stream moved from a source to a destination."""
+class PartialEndpoint(_Strict):
+    """An endpoint as written in one layer (flow level or defaults): every key optional."""
 
+    connection: str | None = None
+    type: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class EntitySpec(_Strict):
+    """One stream moved from a source to a destination (after defaults are merged in)."""
+
+    name: str | None = None
     source: EndpointSpec
     destination: EndpointSpec
     mode: WriteMode | None = None
     batch_size: int = Field(default=65_536, gt=0, le=10_000_000)
     checks: list[dict[str, dict[str, Any]]] = Field(default_factory=list)
 
-    @field_validator("source", "destination", mode="before")
-    @classmethod
-    def _name_is_a_connection(cls, value: Any) -> Any:
-        return {"connection": value} if isinstance(value, str) else value
+
+class DefaultsSpec(_Strict):
+    """A ``defaults:`` block: any entity key, every one optional."""
+
+    source: PartialEndpoint | None = None
+    destination: PartialEndpoint | None = None
+    mode: WriteMode | None = None
+    batch_size: int | None = Field(default=None, gt=0, le=10_000_000)
+    checks: list[dict[str, dict[str, Any]]] | None = None
 
 
 class FlowSpec(_Strict):
-    """A whole flow file."""
+    """A flow file (``ingest.yml`` or ``flow.yml``)."""
 
     version: Literal[1] = 1
+    name: str | None = None
     sources: dict[str, ConnectionSpec] = Field(default_factory=dict)
     destinations: dict[str, ConnectionSpec] = Field(default_factory=dict)
-    # Validated one entity at a time (EntitySpec) so one bad entity does not hide the others' problems.
-    entities: dict[str, dict[str, Any]]
+    source: PartialEndpoint | None = None
+    destination: PartialEndpoint | None = None
+    defaults: DefaultsSpec | None = None
+    # Entities are validated one at a time (EntitySpec, after merging) so one bad entity does not
+    # hide the others' problems; here only the container's shape is checked.
+    entities: dict[str, Any] | list[Any] | None = None
+
+
+class EntitiesFileSpec(_Strict):
+    """``entities.yml``: defaults and a list (or mapping) of entities."""
+
+    version: Literal[1] = 1
+    defaults: DefaultsSpec | None = None
+    entities: dict[str, Any] | list[Any] = Field(default_factory=list)

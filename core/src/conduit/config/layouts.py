@@ -1,0 +1,93 @@
+"""Finding flows on disk and reading the files of one flow, in any of the three layouts.
+
+1. One file (``ingest.yml``, ``flow.yml`` or any ``*.yml``) with everything inline.
+2. A flow directory: ``flow.yml`` (flow-level ``source``/``destination``, ``defaults``, options) and
+   ``entities.yml`` (``defaults:`` and an ``entities:`` list of bare names or mappings).
+3. A flow directory with ``entities/``: one YAML file per entity (the file name is the entity name
+   unless the file sets ``name:``); ``flow.yml`` and ``entities.yml`` defaults still apply.
+
+A project directory holds many flows: ``flows/<name>/`` directories or ``flows/<name>.yml`` files.
+``conduit run flows/`` runs them all; ``conduit run flows/orders`` runs one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conduit.config.documents import Document, load_document
+from conduit.errors import ConfigError
+
+FLOW_FILE = "flow.yml"
+ENTITIES_FILE = "entities.yml"
+ENTITIES_DIR = "entities"
+SINGLE_FILES = ("ingest.yml", "flow.yml", "ingest.yaml", "flow.yaml")
+
+
+@dataclass
+class FlowFiles:
+    """The parsed files of one flow (not yet expanded or validated)."""
+
+    name: str
+    base_dir: Path
+    flow: Document
+    entities_file: Document | None = None
+    entity_files: list[Document] = field(default_factory=list)
+
+    @property
+    def documents(self) -> list[Document]:
+        return [self.flow, *([self.entities_file] if self.entities_file else []), *self.entity_files]
+
+
+def _is_yaml(path: Path) -> bool:
+    return path.is_file() and path.suffix in (".yml", ".yaml") and not path.name.startswith(".")
+
+
+def find_flows(path: Path) -> list[Path]:
+    """The flows a path names: a flow file, a flow directory, or a directory of flows."""
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file or directory")
+    if path.is_file():
+        return [path]
+    if (path / FLOW_FILE).is_file() or (path / ENTITIES_FILE).is_file() or (path / ENTITIES_DIR).is_dir():
+        return [path]
+    for name in SINGLE_FILES:
+        if (path / name).is_file():
+            return [path / name]
+    if (path / "flows").is_dir():
+        return find_flows(path / "flows")
+    found = [
+        child
+        for child in sorted(path.iterdir())
+        if (child.is_dir() and ((child / FLOW_FILE).is_file() or (child / ENTITIES_DIR).is_dir()))
+        or _is_yaml(child)
+    ]
+    if not found:
+        raise ConfigError(
+            f"{path}: no flow here (looked for {FLOW_FILE}, {ENTITIES_FILE}, {ENTITIES_DIR}/, ingest.yml, "
+            f"flows/ and flow directories below it)"
+        )
+    return found
+
+
+def flow_name(path: Path) -> str:
+    if path.is_dir():
+        return path.resolve().name
+    if path.stem in ("ingest", "flow"):
+        return path.resolve().parent.name
+    return path.stem
+
+
+def read_flow(path: Path) -> FlowFiles:
+    """Parse every file of the flow at ``path`` (a file for layout 1, a directory for 2 and 3)."""
+    if path.is_file():
+        return FlowFiles(flow_name(path), path.resolve().parent, load_document(path))
+    flow_path = path / FLOW_FILE
+    flow = load_document(flow_path) if flow_path.is_file() else Document(flow_path, {}, {})
+    entities_path = path / ENTITIES_FILE
+    entities_file = load_document(entities_path) if entities_path.is_file() else None
+    entity_dir = path / ENTITIES_DIR
+    entity_files = (
+        [load_document(p) for p in sorted(entity_dir.iterdir()) if _is_yaml(p)] if entity_dir.is_dir() else []
+    )
+    return FlowFiles(flow_name(path), path.resolve(), flow, entities_file, entity_files)
