@@ -8,6 +8,7 @@ secret redactor (:mod:`conduit.secrets`).
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import sys
@@ -256,9 +257,12 @@ def profiles_validate(ctx: click.Context, path: Path, env: str | None, profiles_
         for conn_name, connection in profile.spec.connections.items():
             mark = profile.document.mark(("connections", conn_name, "type"))
             if connection.type not in registry.sources and connection.type not in registry.destinations:
+                installed = sorted({*registry.sources, *registry.destinations})
+                close = difflib.get_close_matches(connection.type, installed, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
                 problems.append(
                     f"{mark}: connections.{conn_name}.type: unknown connection type {connection.type!r} "
-                    f"(installed: {', '.join(sorted({*registry.sources, *registry.destinations}))})"
+                    f"(installed: {', '.join(installed)}){hint}"
                 )
         if not problems:
             echo(f"{profile.path}: ok ({len(profile.spec.connections)} connections)")

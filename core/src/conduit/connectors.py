@@ -31,15 +31,14 @@ def _resolve_local_path(value: str, info: ValidationInfo) -> str:
     path = Path(value).expanduser()
     if path.is_absolute():
         return str(path)
-    context = info.context or {}
-    base = context.get("base_dirs", {}).get(info.field_name, context.get("base_dir"))
+    base = (info.context or {}).get("base_dir")
     return str(Path(base) / path) if base is not None else str(path.absolute())
 
 
 LocalPath = Annotated[str, AfterValidator(_resolve_local_path)]
 """A local file path, directory or glob in connector options. A relative value is resolved against the
-flow's directory (a value from a profile: against the project root), passed by the engine as
-``context={"base_dir": ..., "base_dirs": {field: ...}}`` on validation, so
+project root (the directory holding ``profiles/`` or ``flows/``; for a lone flow file, its directory),
+passed by the engine as ``context={"base_dir": ...}`` on validation, so
 ``conduit run examples/quickstart/ingest.yml`` works from any working directory."""
 
 

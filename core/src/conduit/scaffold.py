@@ -24,7 +24,7 @@ source: {connection: shop_files}
 destination: {connection: lake}
 defaults:
   source:
-    options: {path: "data/${entity.name}.csv"}        # relative to this flow's directory
+    options: {path: "data/${entity.name}.csv"}        # relative paths: from the project root
   destination:
     options: {path: "${var.out_dir}/${entity.name}.parquet"}
 """,
@@ -40,20 +40,20 @@ entities:
     checks:
       - not_null: {columns: [order_id, customer_id]}
 """,
-    "flows/shop/data/customers.csv": """\
+    "data/customers.csv": """\
 customer_id,name,country,signed_up
 1,Ada Lovelace,GB,2024-01-05
 2,Grace Hopper,US,2024-02-11
 3,Hedwig Kiesler,AT,2024-03-20
 4,Nujoma Sam,NA,2024-04-02
 """,
-    "flows/shop/data/orders.csv": """\
+    "data/orders.csv": """\
 order_id,customer_id,amount,ordered_at,note
 100,1,19.99,2024-05-01T09:30:00+01:00,first order
 101,2,5.00,2024-05-02T12:00:00Z,"gift, wrapped"
 102,4,120.50,2024-05-03T18:45:00-05:00,
 """,
-    ".gitignore": "flows/*/out/\n.conduit/\n.env\n",
+    ".gitignore": "out/\n.conduit/\n.env\n",
 }
 
 

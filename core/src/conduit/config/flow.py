@@ -211,7 +211,6 @@ class _FlowResolver:
         self.variables = Variables(environ, profile.spec.variables)
         self.problems: list[str] = []
         self.used: dict[int, dict[KeyPath, tuple[str, ...]]] = {}
-        self.base_dir = str(files.base_dir)
 
     def problem(self, document: Document, keypath: KeyPath, message: str) -> None:
         self.problems.append(f"{document.mark(keypath)}: {format_keypath(keypath)}: {message}")
@@ -468,15 +467,8 @@ class _FlowResolver:
             mark = fallback.mark if fallback and fallback.mark else None
             return _locate(options_layer, loc, (*display, kind, "options"), mark)
 
-        base_dirs = {
-            str(key[0]): self.root
-            for key, origin in options_layer.origins.items()
-            if len(key) == 1 and origin.layer == "profile"
-        }
         try:
-            options = cls.options_model.model_validate(
-                options_layer.data, context={"base_dir": self.base_dir, "base_dirs": base_dirs}
-            )
+            options = cls.options_model.model_validate(options_layer.data, context={"base_dir": self.root})
         except ValidationError as exc:
             self.problems.extend(problems_from(exc, cls.options_model, locate_option))
             return None
@@ -517,7 +509,7 @@ class _FlowResolver:
                 return locate(("checks", index, name, *loc))
 
             try:
-                validated = cls.options_model.model_validate(options, context={"base_dir": self.base_dir})
+                validated = cls.options_model.model_validate(options, context={"base_dir": self.root})
             except ValidationError as exc:
                 self.problems.extend(problems_from(exc, cls.options_model, locate_check))
                 ok = False

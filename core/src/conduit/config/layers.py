@@ -8,7 +8,6 @@ key, a list or a scalar replaces what was below it (and the origins below it go 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +15,15 @@ from typing import Any
 from conduit.config.documents import Document, KeyPath, Mark
 
 LAYER_ORDER = ("connector default", "profile", "flow", "defaults", "entity")
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of plain config data (mappings, lists, scalars): much cheaper than copy.deepcopy."""
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -94,7 +102,7 @@ def from_document(
         for path, mark in document.marks.items()
         if path[: len(root)] == root
     }
-    return Layer(copy.deepcopy(value), origins)
+    return Layer(_copy(value), origins)
 
 
 def from_mapping(data: Mapping[str, Any], layer: str, mark: Mark | None = None) -> Layer:
@@ -108,7 +116,7 @@ def from_mapping(data: Mapping[str, Any], layer: str, mark: Mark | None = None) 
                 walk(item, (*path, key))
 
     walk(dict(data), ())
-    return Layer(copy.deepcopy(dict(data)), origins)
+    return Layer(_copy(dict(data)), origins)
 
 
 def merge(layers: Iterable[Layer]) -> Layer:
@@ -130,9 +138,10 @@ def _merge_into(result: Layer, layer: Layer, prefix: KeyPath) -> None:
         if isinstance(value, dict) and isinstance(target.get(key), dict):
             _merge_into(result, layer.sub(key), path)
             continue
-        for old in [p for p in result.origins if p[: len(path)] == path]:
-            del result.origins[old]
-        target[key] = copy.deepcopy(value)
+        if key in target:  # what was below is replaced, and its origins go with it
+            for old in [p for p in result.origins if p[: len(path)] == path]:
+                del result.origins[old]
+        target[key] = _copy(value)
         for rel, origin in layer.origins.items():
             if rel[:1] == (key,):
                 result.origins[(*prefix, *rel)] = origin

@@ -43,25 +43,32 @@ def _is_yaml(path: Path) -> bool:
     return path.is_file() and path.suffix in (".yml", ".yaml") and not path.name.startswith(".")
 
 
+def _flow_in(directory: Path) -> Path | None:
+    """The flow a directory holds: itself (layouts 2 and 3), or its single flow file (layout 1)."""
+    if (directory / ENTITIES_FILE).is_file() or (directory / ENTITIES_DIR).is_dir():
+        return directory
+    for name in SINGLE_FILES:
+        if (directory / name).is_file():
+            return directory if name.startswith("flow.") else directory / name
+    return None
+
+
 def find_flows(path: Path) -> list[Path]:
     """The flows a path names: a flow file, a flow directory, or a directory of flows."""
     if not path.exists():
         raise ConfigError(f"{path}: no such file or directory")
     if path.is_file():
         return [path]
-    if (path / FLOW_FILE).is_file() or (path / ENTITIES_FILE).is_file() or (path / ENTITIES_DIR).is_dir():
-        return [path]
-    for name in SINGLE_FILES:
-        if (path / name).is_file():
-            return [path / name]
+    own = _flow_in(path)
+    if own is not None:
+        return [own]
     if (path / "flows").is_dir():
         return find_flows(path / "flows")
-    found = [
-        child
-        for child in sorted(path.iterdir())
-        if (child.is_dir() and ((child / FLOW_FILE).is_file() or (child / ENTITIES_DIR).is_dir()))
-        or _is_yaml(child)
-    ]
+    found = []
+    for child in sorted(path.iterdir()):
+        flow = _flow_in(child) if child.is_dir() else (child if _is_yaml(child) else None)
+        if flow is not None:
+            found.append(flow)
     if not found:
         raise ConfigError(
             f"{path}: no flow here (looked for {FLOW_FILE}, {ENTITIES_FILE}, {ENTITIES_DIR}/, ingest.yml, "

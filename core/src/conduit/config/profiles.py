@@ -1,7 +1,8 @@
 """Environment profiles (``profiles/<env>.yml``) and the project's ``.env`` file.
 
-The project root is the nearest directory, from the flow path upwards, that holds a ``profiles/``
-directory or a ``.env`` file. The profile is chosen by ``--env``, else ``CONDUIT_ENV``, else ``dev``;
+The project root is the nearest directory, from the flow path upwards, that holds a ``profiles/`` or
+a ``flows/`` directory; for a flow with neither above it, the flow's own directory. Relative paths in
+connector options and the ``.env`` file are taken from the project root. The profile is chosen by ``--env``, else ``CONDUIT_ENV``, else ``dev``;
 an explicitly chosen profile that does not exist is an error, the implicit ``dev`` may be absent.
 
 .. code-block:: yaml
@@ -60,11 +61,11 @@ class Profile:
 
 
 def find_project_root(path: Path) -> Path:
-    """The nearest directory at or above ``path`` holding ``profiles/`` or ``.env``."""
+    """The nearest directory at or above ``path`` holding ``profiles/`` or ``flows/``, else the flow's."""
     start = path.resolve()
     start = start if start.is_dir() else start.parent
     for candidate in (start, *start.parents):
-        if (candidate / "profiles").is_dir() or (candidate / ".env").is_file():
+        if (candidate / "profiles").is_dir() or (candidate / "flows").is_dir():
             return candidate
     return start
 

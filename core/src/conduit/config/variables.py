@@ -110,7 +110,10 @@ def expand_document(document: Document, variables: Variables) -> dict[KeyPath, t
         problems.extend(f"{document.mark(keypath)}: {format_keypath(keypath)}: {p}" for p in found)
         return expanded
 
-    document.data = _walk(document.data, (), expand)
+    if isinstance(document.data, str):
+        document.data = expand(document.data, ())
+    else:
+        _walk_in_place(document.data, (), expand)
     if problems:
         raise ConfigError("\n".join(problems))
     return used_by
@@ -129,14 +132,15 @@ def expand_entity_name(layer: Layer, entity: str) -> None:
             )
         return expanded
 
-    layer.data = _walk(layer.data, (), expand)
+    _walk_in_place(layer.data, (), expand)
 
 
-def _walk(value: Any, keypath: KeyPath, expand: Callable[[str, KeyPath], str]) -> Any:
-    if isinstance(value, dict):
-        return {key: _walk(item, (*keypath, key), expand) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_walk(item, (*keypath, index), expand) for index, item in enumerate(value)]
-    if isinstance(value, str) and "${" in value:
-        return expand(value, keypath)
-    return value
+def _walk_in_place(value: Any, keypath: KeyPath, expand: Callable[[str, KeyPath], str]) -> None:
+    """Like :func:`_walk`, but only the strings that hold a reference are replaced (no copying)."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(item, str):
+            if "${" in item:
+                value[key] = expand(item, (*keypath, key))
+        elif isinstance(item, dict | list):
+            _walk_in_place(item, (*keypath, key), expand)
