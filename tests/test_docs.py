@@ -6,11 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from conduit.config import load_flow
 from conduit.config.flow import load_project
 from conduit.plugins import load_registry
-from conftest import REPO
 
 EXAMPLES = REPO / "docs" / "examples"
 INLINE_DOCS = [REPO / "README.md"]
