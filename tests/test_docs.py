@@ -20,7 +20,9 @@ INLINE = [
     for index, block in enumerate(re.findall(r"```yaml\n(.*?)```", path.read_text(), re.S))
     if "entities:" in block
 ]
-QUOTED = re.findall(r"```yaml\n# (docs/examples/\S+)(.*?)```", (REPO / "docs" / "config.md").read_text(), re.S)
+QUOTED = re.findall(
+    r"```yaml\n# (docs/examples/\S+)(.*?)```", (REPO / "docs" / "config.md").read_text(), re.S
+)
 
 
 def test_docs_have_examples() -> None:
