@@ -101,11 +101,11 @@ def test_disable_plugins_blocks_csv(tmp_path: Path) -> None:
 
 def test_unknown_type_of_ours_says_which_package_to_install(tmp_path: Path) -> None:
     flow = tmp_path / "ingest.yml"
-    flow.write_text(PARQUET_FLOW.replace("type: jsonl", "type: postgres"))
+    flow.write_text(PARQUET_FLOW.replace("type: jsonl", "type: snowflake"))
     result = run_cli("run", flow)
     assert result.returncode == 2
-    assert "unknown source type 'postgres'" in result.stderr
-    assert "pip install conduit-postgres" in result.stderr
+    assert "unknown source type 'snowflake'" in result.stderr
+    assert "pip install conduit-snowflake" in result.stderr
     assert f"{flow}:5:" in result.stderr
 
 

@@ -1,0 +1,60 @@
+"""Turning psycopg2 errors raised by statements into Conduit's errors, as one readable line.
+
+* SQLSTATE class 22 (data exception: a value out of range, a bad encoding) and 23 (integrity: a NULL
+  in a NOT NULL column, a duplicate key) are :class:`DataError`, located at the load's row and column
+  when the server's COPY context gives them.
+* A lost connection is a :class:`RetriableConnectorError`.
+* Everything else (a missing table or column, a syntax error in ``where``, a permission) is a
+  :class:`ConnectorError`.
+"""
+
+from __future__ import annotations
+
+import re
+
+import psycopg2
+
+from conduit.errors import ConduitError, ConnectorError, DataError, DataLocation, RetriableConnectorError
+
+_COPY_CONTEXT = re.compile(r"^COPY [^\n]*?, line (\d+)(?:, column ([^:\n]+))?")
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _primary(exc: psycopg2.Error) -> str:
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    if primary:
+        return str(primary)
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return re.sub(r"^(ERROR|FATAL):\s*", "", text.strip())
+
+
+def statement_error(exc: psycopg2.Error, what: str) -> ConduitError:
+    """The Conduit error for ``exc``, raised while doing ``what`` (``loading into public.orders``)."""
+    code = exc.pgcode or ""
+    primary = one_line(_primary(exc))
+    if not code and isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
+        return RetriableConnectorError(f"{what}: the connection to PostgreSQL failed: {primary}")
+    diag = exc.diag
+    detail = one_line(diag.message_detail or "")
+    hint = one_line(diag.message_hint or "")
+    message = f"{what}: {primary}"
+    if detail:
+        message += f" ({detail})"
+    if hint:
+        message += f"; {hint}"
+    if code.startswith(("22", "23")):
+        return DataError(message, _copy_location(diag.context or ""))
+    return ConnectorError(message)
+
+
+def _copy_location(context: str) -> DataLocation:
+    match = _COPY_CONTEXT.search(context)
+    if not match:
+        return DataLocation()
+    column = match.group(2)
+    return DataLocation(row=int(match.group(1)), column=column.strip() if column else None)

@@ -1,0 +1,61 @@
+"""The SQL the source runs: the base query, its ``LIMIT 0`` probe, and the streaming ``COPY``.
+
+The base query is the user's ``query``, or ``SELECT columns FROM table WHERE (where)``. It is always
+wrapped as a subquery, so column expressions, the cursor filter and ordering apply to its output
+columns by name. ``where`` and ``query`` are SQL the user wrote and are used as such; the cursor
+value is a literal adapted by psycopg2 (quoted and escaped), never formatted into the text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from psycopg2 import sql
+
+from conduit_postgres.identifiers import column_list
+from conduit_postgres.options import PostgresSourceOptions
+
+ALIAS = sql.Identifier("_conduit_source")
+
+SESSION_SETTINGS = (
+    "SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; "
+    "SET extra_float_digits = 1; SET bytea_output = 'hex'"
+)
+"""Text output the reader parses exactly: UTC offsets (``+00``), ISO dates, ISO 8601 intervals,
+shortest round-trip floats, hex bytea."""
+
+
+def base_query(options: PostgresSourceOptions) -> sql.Composable:
+    target = options.target
+    if target is None:
+        return sql.SQL(options.query or "")
+    columns = column_list(options.columns) if options.columns else sql.SQL("*")
+    query = sql.SQL("SELECT {} FROM {}").format(columns, target.sql)
+    if options.where:
+        query = sql.SQL("{} WHERE ({})").format(query, sql.SQL(options.where))
+    return query
+
+
+def probe(base: sql.Composable) -> sql.Composed:
+    """The base query's columns and types, without reading a row."""
+    return sql.SQL("SELECT * FROM ({}) AS {} LIMIT 0").format(base, ALIAS)
+
+
+def read_query(
+    base: sql.Composable,
+    expressions: Sequence[sql.Composable],
+    cursor_column: str | None,
+    cursor_after: object,
+) -> sql.Composed:
+    """``SELECT expressions FROM (base)``, past ``cursor_after`` and in cursor order when set."""
+    query = sql.SQL("SELECT {} FROM ({}) AS {}").format(sql.SQL(", ").join(expressions), base, ALIAS)
+    if cursor_column is not None:
+        cursor = sql.SQL("{}.{}").format(ALIAS, sql.Identifier(cursor_column))
+        if cursor_after is not None:
+            query = sql.SQL("{} WHERE {} > {}").format(query, cursor, sql.Literal(cursor_after))
+        query = sql.SQL("{} ORDER BY {}").format(query, cursor)
+    return query
+
+
+def copy_csv(query: sql.Composable) -> sql.Composed:
+    return sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)
