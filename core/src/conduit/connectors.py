@@ -197,6 +197,13 @@ class Destination(ABC):
         """The schema of what is already at the target, or ``None`` when there is nothing yet."""
         return None
 
+    def stored_schema(self, incoming: pa.Schema) -> pa.Schema:
+        """The schema ``incoming`` data would have once stored here and read back, in the terms of
+        :meth:`current_schema` (a database stores ``timestamp[s]`` as microseconds, ``int8`` as
+        ``smallint``...). The engine compares this, not ``incoming``, with ``current_schema()``, so
+        appending the same data twice is never mistaken for a schema change. Default: unchanged."""
+        return incoming
+
     @abstractmethod
     def open(self, request: WriteRequest) -> LoadSession:
         """Start a load session for one entity."""

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from conduit.checks import Check
 from conduit.config.flow import EntityPlan, Flow
-from conduit.connectors import LoadSession, ReadRequest, SourceBatch, WriteRequest
+from conduit.connectors import Destination, LoadSession, ReadRequest, SourceBatch, WriteRequest
 from conduit.errors import ConduitError, ConfigError, ConnectorError, DataError, DataLocation, SchemaError
 from conduit.plugins import Registry
 from conduit.schema import diff_schemas
@@ -202,7 +202,7 @@ def _move(
         destination.check()
         schema = source.discover()
         _verify_check_columns(plan, schema)
-        target_schema = _target_schema(plan, registry, destination.current_schema(), schema)
+        target_schema = _target_schema(plan, registry, destination, schema)
         request = ReadRequest(plan.name, schema, plan.batch_size)
         session: LoadSession = destination.open(WriteRequest(plan.name, target_schema, plan.mode, run_id))
         with session:
@@ -238,14 +238,20 @@ def _verify_check_columns(plan: EntityPlan, schema: pa.Schema) -> None:
 
 
 def _target_schema(
-    plan: EntityPlan, registry: Registry, current: pa.Schema | None, incoming: pa.Schema
+    plan: EntityPlan, registry: Registry, destination: Destination, incoming: pa.Schema
 ) -> pa.Schema:
-    """The schema to write: the incoming one, or the target's own when only the column order differs."""
-    if plan.mode != "append" or current is None:
+    """The schema to write: the incoming one, reordered to the target's column order when only the
+    order differs; a real difference goes to the schema policy."""
+    if plan.mode != "append":
         return incoming
-    diff = diff_schemas(current, incoming)
+    current = destination.current_schema()
+    if current is None:
+        return incoming
+    diff = diff_schemas(current, destination.stored_schema(incoming))
     if not diff:
-        return incoming if current.names == incoming.names else current
+        if current.names == incoming.names:
+            return incoming
+        return pa.schema([incoming.field(name) for name in current.names])
     decision = registry.schema_decision(plan.name, diff)
     if not decision.proceed:
         raise SchemaError(decision.reason)

@@ -122,3 +122,21 @@ def test_a_failing_load_reports_one_line_and_exit_1(pg: Scratch, tmp_path: Path)
     assert len(errors) == 1 and "merge needs primary_key" in errors[0]
     assert "Traceback" not in result.stderr
     assert pg.tables() == []
+
+
+def test_appending_the_same_inferred_csv_twice_doubles(pg: Scratch, tmp_path: Path) -> None:
+    """CSV timestamps infer as timestamp[s]; the table stores microseconds. The engine compares what
+    the destination would store (stored_schema), so the second append is not taken for drift."""
+    (tmp_path / "events.csv").write_text(
+        "id,at,amount\n1,2024-01-01T10:00:00Z,1.5\n2,2024-01-02T11:00:00Z,2.5\n"
+    )
+    load = flow(
+        tmp_path / "load.yml",
+        {"type": "csv", "options": {"path": "events.csv"}},
+        {"type": "postgres", "options": {"dsn": DSN, "table": f"{pg.schema}.events"}},
+        "append",
+    )
+    for _ in range(2):
+        result = run_cli("run", load, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert pg.count("events") == 4

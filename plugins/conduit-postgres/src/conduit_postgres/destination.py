@@ -29,7 +29,7 @@ from conduit_postgres.errors import statement_error
 from conduit_postgres.identifiers import TableName, shown
 from conduit_postgres.options import PostgresDestinationOptions
 from conduit_postgres.session import PostgresLoadSession, destination_label
-from conduit_postgres.types import to_arrow
+from conduit_postgres.types import stored_type, to_arrow
 
 
 class PostgresDestination(Destination):
@@ -73,6 +73,10 @@ class PostgresDestination(Destination):
         finally:
             close_quietly(connection)
         return pa.schema([pa.field(c.name, to_arrow(c.type)) for c in table.columns])
+
+    def stored_schema(self, incoming: pa.Schema) -> pa.Schema:
+        """Incoming types as a table created for them reads back (timestamp[s] -> timestamp[us], ...)."""
+        return pa.schema([pa.field(f.name, stored_type(f.type)) for f in incoming])
 
     def open(self, request: WriteRequest) -> LoadSession:
         return PostgresLoadSession(self.options, request)

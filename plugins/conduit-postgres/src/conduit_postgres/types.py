@@ -183,6 +183,15 @@ def natural_type(dtype: pa.DataType) -> str:
     raise ConnectorError(f"Arrow type {dtype} has no PostgreSQL counterpart in the postgres destination")
 
 
+def stored_type(dtype: pa.DataType) -> pa.DataType:
+    """The Arrow type a column created for ``dtype`` reads back as (what ``current_schema`` reports)."""
+    natural = natural_type(dtype)
+    if natural == "numeric":
+        t = storage_type(dtype)
+        return decimal_type(20, 0) if pa.types.is_uint64(t) else decimal_type(t.precision, t.scale)
+    return _SCALARS.get(natural, pa.string())
+
+
 _DDL = {
     "bool": "boolean",
     "int2": "smallint",
