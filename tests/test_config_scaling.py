@@ -178,3 +178,15 @@ def test_profiles_commands(project: Path) -> None:
     assert "broken.yml:3:7: connections.x.type: unknown connection type 'postgress'" in bad.stderr
     missing = run_cli("profiles", "show", "nope", project)
     assert missing.returncode == 2 and "no connection 'nope'" in missing.stderr
+
+
+def test_profiles_dir_option(project: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "ops-profiles"
+    elsewhere.mkdir()
+    (elsewhere / "dev.yml").write_text(
+        (project / "profiles" / "dev.yml").read_text().replace("compression: snappy", "compression: gzip")
+    )
+    flow = project / "flows" / "one_file"
+    options = _configs(_explain(flow, "--profiles-dir", elsewhere))["orders"]["destination"]["options"]
+    assert options["compression"] == "gzip"
+    assert _configs(_explain(flow))["orders"]["destination"]["options"]["compression"] == "snappy"
