@@ -206,6 +206,7 @@ def get_plugin_manager() -> tuple[pluggy.PluginManager, list[PluginInfo]]:
             info.status = "disabled"
             continue
         _register_entry_point(pm, ep, info, infos)
+    pm.check_pending()  # every plugin with an unknown hook was rejected above; this only confirms it
     return pm, infos
 
 
@@ -239,8 +240,6 @@ def _register_entry_point(
     if problem:
         pm.unregister(plugin)
         fail(f"{where} {problem}")
-        return
-    pm.check_pending()
 
 
 def _collect(

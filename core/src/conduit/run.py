@@ -276,17 +276,13 @@ def _run_checks(
     checks: tuple[Check, ...], batch: pa.RecordBatch, item: SourceBatch, result: EntityResult
 ) -> None:
     for check, outcome in zip(checks, result.checks, strict=True):
-        mask = check.evaluate(batch)
-        failed = (
-            batch.num_rows - pc.sum(pc.fill_null(mask, True).cast(pa.int64())).as_py()
-            if batch.num_rows
-            else 0
-        )
+        passed = pc.fill_null(check.evaluate(batch), True)  # a null verdict counts as passing
+        failed = batch.num_rows - pc.sum(passed.cast(pa.int64())).as_py() if batch.num_rows else 0
         outcome.rows_evaluated += batch.num_rows
         if not failed:
             continue
         outcome.rows_failed += failed
-        index = pc.index(pc.fill_null(mask, True), False).as_py()
+        index = pc.index(passed, False).as_py()
         location = _row_location(item, batch.num_rows, index)
         row = {name: batch.column(name)[index].as_py() for name in batch.schema.names}
         shown = repr(row)

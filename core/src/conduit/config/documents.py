@@ -50,6 +50,18 @@ class Document:
         return Mark(str(self.path), 1, 1)
 
 
+def value_at(data: Any, keypath: KeyPath) -> Any:
+    """The value at ``keypath`` inside nested mappings and lists, or ``None`` when there is none."""
+    for part in keypath:
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
+
+
 def format_keypath(keypath: Sequence[str | int]) -> str:
     text = ""
     for part in keypath:

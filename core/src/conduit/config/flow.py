@@ -31,7 +31,7 @@ from typing import Any
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from conduit.checks import Check
-from conduit.config.documents import Document, KeyPath, format_keypath
+from conduit.config.documents import Document, KeyPath, format_keypath, value_at
 from conduit.config.errors import Loc, Locator, problems_from, validation_problems
 from conduit.config.layers import Layer, Origin, from_document, merge
 from conduit.config.layouts import FlowFiles, find_flows, read_flow
@@ -170,14 +170,7 @@ def _hash(data: Any) -> str:
 def _shorthand(document: Document, keypaths: list[KeyPath]) -> None:
     """``source: name`` means ``source: {connection: name}`` wherever an endpoint may stand."""
     for keypath in keypaths:
-        parent: Any = document.data
-        for part in keypath[:-1]:
-            if isinstance(parent, dict):
-                parent = parent.get(part)
-            elif isinstance(parent, list) and isinstance(part, int) and part < len(parent):
-                parent = parent[part]
-            else:
-                parent = None
+        parent = value_at(document.data, keypath[:-1])
         key = keypath[-1]
         if isinstance(parent, dict) and isinstance(parent.get(key), str):
             parent[key] = {"connection": parent[key]}

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from conduit.config.documents import Document, KeyPath, Mark
+from conduit.config.documents import Document, KeyPath, Mark, value_at
 
 LAYER_ORDER = ("connector default", "profile", "flow", "defaults", "entity")
 
@@ -86,14 +86,7 @@ def from_document(
     variables: Mapping[KeyPath, tuple[str, ...]] | None = None,
 ) -> Layer:
     """The mapping at ``root`` in ``document`` as a layer named ``layer``."""
-    value: Any = document.data
-    for part in root:
-        if isinstance(value, dict):
-            value = value.get(part)
-        elif isinstance(value, list) and isinstance(part, int) and part < len(value):
-            value = value[part]
-        else:
-            value = None
+    value = value_at(document.data, root)
     if not isinstance(value, dict):
         return Layer()
     used = variables or {}

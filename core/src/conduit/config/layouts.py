@@ -29,7 +29,6 @@ class FlowFiles:
     """The parsed files of one flow (not yet expanded or validated)."""
 
     name: str
-    base_dir: Path
     flow: Document
     entities_file: Document | None = None
     entity_files: list[Document] = field(default_factory=list)
@@ -88,7 +87,7 @@ def flow_name(path: Path) -> str:
 def read_flow(path: Path) -> FlowFiles:
     """Parse every file of the flow at ``path`` (a file for layout 1, a directory for 2 and 3)."""
     if path.is_file():
-        return FlowFiles(flow_name(path), path.resolve().parent, load_document(path))
+        return FlowFiles(flow_name(path), load_document(path))
     flow_path = path / FLOW_FILE
     flow = load_document(flow_path) if flow_path.is_file() else Document(flow_path, {}, {})
     entities_path = path / ENTITIES_FILE
@@ -97,4 +96,4 @@ def read_flow(path: Path) -> FlowFiles:
     entity_files = (
         [load_document(p) for p in sorted(entity_dir.iterdir()) if _is_yaml(p)] if entity_dir.is_dir() else []
     )
-    return FlowFiles(flow_name(path), path.resolve(), flow, entities_file, entity_files)
+    return FlowFiles(flow_name(path), flow, entities_file, entity_files)
