@@ -117,3 +117,51 @@ def test_unknown_type_suggests_a_close_name(tmp_path: Path) -> None:
     assert (
         "unknown destination type 'parquett'" in result.stderr and "did you mean 'parquet'?" in result.stderr
     )
+
+
+LAZY_PLUGIN = """
+from conduit import hookimpl
+
+@hookimpl
+def conduit_register_sources(register):
+    register("lazyjson", "lazy_impl:LazySource")
+    register("lazybroken", "no_such_module_xyz.deep:Source")
+    register("lazywrong", "lazy_impl:NOT_A_SOURCE")
+"""
+
+LAZY_IMPL = """
+from conduit.builtins.jsonl import JsonlSource
+
+class LazySource(JsonlSource):
+    pass
+
+NOT_A_SOURCE = 42
+"""
+
+
+def test_types_registered_by_reference_load_when_used_and_a_broken_one_fails_alone(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    make_distribution(
+        site, "conduit-lazy", "1.0.0", {"lazy": "lazy_mod"}, {"lazy_mod": LAZY_PLUGIN, "lazy_impl": LAZY_IMPL}
+    )
+    listed = run_cli("plugins", "--json", extra_path=site)
+    assert listed.returncode == 0, listed.stderr
+    lazy = next(p for p in json.loads(listed.stdout)["plugins"] if p["name"] == "lazy")
+    assert lazy["status"] == "ok" and lazy["sources"] == ["lazyjson", "lazybroken", "lazywrong"]
+
+    flow = _flow(tmp_path)
+    flow.write_text(PARQUET_FLOW.replace("type: jsonl", "type: lazyjson"))
+    result = run_cli("run", flow, extra_path=site)
+    assert result.returncode == 0, result.stderr  # the referenced class loads on first use
+
+    flow.write_text(PARQUET_FLOW.replace("type: jsonl", "type: lazybroken"))
+    result = run_cli("run", flow, extra_path=site)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "plugin 'lazy' (conduit-lazy): source type 'lazybroken' cannot be loaded" in result.stderr
+    assert "no_such_module_xyz" in result.stderr
+
+    flow.write_text(PARQUET_FLOW.replace("type: jsonl", "type: lazywrong"))
+    result = run_cli("run", flow, extra_path=site)
+    assert result.returncode == 2
+    assert "not a subclass of conduit.Source" in result.stderr

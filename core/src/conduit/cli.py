@@ -8,6 +8,7 @@ secret redactor (:mod:`conduit.secrets`).
 
 from __future__ import annotations
 
+import atexit
 import difflib
 import json
 import os
@@ -35,6 +36,7 @@ from conduit.run import RunResult, new_run_id, run_flow
 from conduit.scaffold import scaffold
 from conduit.secrets import REDACTOR, mask_json, register_environment
 
+SLOW_EXIT_ENV = "CONDUIT_SLOW_EXIT"
 DEBUG_ENV = "CONDUIT_DEBUG"
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -313,7 +315,26 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: load plugins, let them add commands, run, map errors to exit codes."""
+    """Console entry point: run :func:`invoke`, then end the process without tearing it down.
+
+    Everything the command did is committed, closed and flushed by the time it returns, so the
+    interpreter's teardown (freeing every module, Arrow's memory pools...) is pure cost: ~0.1 s on
+    every run. ``atexit`` handlers still run; ``CONDUIT_SLOW_EXIT=1`` restores the normal exit.
+    """
+    code = invoke(argv)
+    if os.environ.get(SLOW_EXIT_ENV):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            code = code or 1
+    os._exit(code)
+
+
+def invoke(argv: list[str] | None = None) -> int:
+    """Load plugins, let them add commands, run one command, map errors to an exit code."""
     register_environment(os.environ)
     try:
         registry = load_registry()
@@ -336,4 +357,4 @@ def main(argv: list[str] | None = None) -> None:
             raise
         echo(f"internal error: {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for the traceback)", err=True)
         code = 1
-    sys.exit(code if isinstance(code, int) else 0)
+    return code if isinstance(code, int) else 0

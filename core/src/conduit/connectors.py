@@ -50,7 +50,7 @@ masked as ``***`` in every output; read it with ``.get_secret_value()``."""
 class ConnectorOptions(BaseModel):
     """Base of every connector's options model: unknown keys are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,9 @@ hookimpl = pluggy.HookimplMarker("conduit")
 
 
 @hookspec
-def conduit_register_sources(register: Callable[[str, type[Source]], None]) -> None:
-    """Register source types: call ``register("csv", CsvSource)`` once per type name.
+def conduit_register_sources(register: Callable[[str, type[Source] | str], None]) -> None:
+    """Register source types: call ``register("csv", CsvSource)`` once per type name (or pass a
+    ``"package.module:CsvSource"`` reference, imported the first time a flow uses the type).
 
     The class must subclass :class:`conduit.Source` and set ``options_model``. Config then uses the
     name as ``type: csv``.
@@ -42,7 +43,7 @@ def conduit_register_sources(register: Callable[[str, type[Source]], None]) -> N
 
 
 @hookspec
-def conduit_register_destinations(register: Callable[[str, type[Destination]], None]) -> None:
+def conduit_register_destinations(register: Callable[[str, type[Destination] | str], None]) -> None:
     """Register destination types: call ``register("parquet", ParquetDestination)`` per type name.
 
     The class must subclass :class:`conduit.Destination` and set ``options_model`` and
@@ -51,7 +52,7 @@ def conduit_register_destinations(register: Callable[[str, type[Destination]], N
 
 
 @hookspec
-def conduit_register_checks(register: Callable[[str, type[Check]], None]) -> None:
+def conduit_register_checks(register: Callable[[str, type[Check] | str], None]) -> None:
     """Register quality checks: call ``register("not_null", NotNull)`` per check name.
 
     The class must subclass :class:`conduit.Check`. Config uses it as ``checks: [{not_null: {...}}]``.

@@ -12,12 +12,13 @@ registered it. The rest of the code uses the typed lookups on :class:`Registry`,
 from __future__ import annotations
 
 import difflib
+import importlib
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
-from types import ModuleType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import click
 import pluggy
@@ -42,13 +43,14 @@ KNOWN_PACKAGES: dict[str, str] = {
 }
 
 T = TypeVar("T")
+_REFERENCE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
 
-def _builtin_modules() -> list[tuple[str, ModuleType]]:
+def _builtin_modules() -> list[tuple[str, object]]:
     from conduit import checks, schema
-    from conduit.builtins import jsonl, parquet
+    from conduit.builtins import JsonlPlugin, ParquetPlugin
 
-    return [("parquet", parquet), ("jsonl", jsonl), ("checks", checks), ("schema-policy", schema)]
+    return [("parquet", ParquetPlugin), ("jsonl", JsonlPlugin), ("checks", checks), ("schema-policy", schema)]
 
 
 def core_version() -> str:
@@ -58,14 +60,52 @@ def core_version() -> str:
         return "0+unknown"
 
 
-@dataclass(frozen=True)
 class Registered(Generic[T]):
-    """A type name, the class behind it, and who registered it."""
+    """A type name, the class behind it, and who registered it.
 
-    name: str
-    cls: T
-    plugin: str
-    distribution: str
+    A plugin may register a class, or a ``"module:attribute"`` reference to one: the module is then
+    imported the first time the type is used, so a run pays only for the connectors it uses, and a
+    connector whose module fails to import breaks that type only (with a message naming the plugin).
+    """
+
+    def __init__(self, name: str, cls: T | str, plugin: str, distribution: str, base: type | None = None):
+        self.name = name
+        self.plugin = plugin
+        self.distribution = distribution
+        self._target = cls
+        self._base = base
+
+    @property
+    def reference(self) -> str:
+        """Where the class lives, without importing it."""
+        target = self._target
+        if isinstance(target, str):
+            return target
+        return f"{getattr(target, '__module__', '?')}:{getattr(target, '__qualname__', repr(target))}"
+
+    @property
+    def cls(self) -> T:
+        if isinstance(self._target, str):
+            self._target = self._resolve(self._target)
+        return self._target
+
+    def _resolve(self, reference: str) -> T:
+        kind = "type" if self._base is None else f"{self._base.__name__.lower()} type"
+        where = f"plugin {self.plugin!r} ({self.distribution}): {kind} {self.name!r}"
+        module_name, _, attribute = reference.partition(":")
+        try:
+            found: Any = importlib.import_module(module_name)
+            for part in attribute.split("."):
+                found = getattr(found, part)
+        except Exception as exc:  # noqa: BLE001 - reported as this plugin's failure
+            raise PluginError(
+                f"{where} cannot be loaded from {reference!r}: {_format_exception(exc)}"
+            ) from None
+        if self._base is not None and not (isinstance(found, type) and issubclass(found, self._base)):
+            raise PluginError(
+                f"{where}: {reference!r} is {found!r}, not a subclass of conduit.{self._base.__name__}"
+            )
+        return cast(T, found)
 
 
 @dataclass
@@ -256,11 +296,13 @@ def _collect(
     for impl in caller.get_hookimpls():  # registration order
         info = infos[impl.plugin_name]
 
-        def register(name: str, cls: type, _info: PluginInfo = info) -> None:
-            if not (isinstance(cls, type) and issubclass(cls, base)):
+        def register(name: str, cls: type | str, _info: PluginInfo = info) -> None:
+            lazy = isinstance(cls, str) and _REFERENCE.fullmatch(cls) is not None
+            if not lazy and not (isinstance(cls, type) and issubclass(cls, base)):
                 raise PluginError(
                     f"plugin {_info.name!r} ({_info.distribution}) registered {kind} {name!r} with "
-                    f"{cls!r}, which is not a subclass of conduit.{base.__name__}"
+                    f"{cls!r}, which is neither a subclass of conduit.{base.__name__} nor a "
+                    "'package.module:ClassName' reference to one"
                 )
             if name in table:
                 first = table[name]
@@ -270,10 +312,10 @@ def _collect(
                     f"uninstall one, or set {DISABLE_ENV}={_info.name}"
                 )
                 return
-            table[name] = Registered(name, cls, _info.name, _info.distribution)
+            table[name] = Registered(name, cls, _info.name, _info.distribution, base)
             getattr(_info, attribute).append(name)
 
-        kwargs: dict[str, Callable[[str, type], None]] = {"register": register}
+        kwargs: dict[str, Callable[[str, type | str], None]] = {"register": register}
         try:
             impl.function(**{arg: kwargs[arg] for arg in impl.argnames if arg in kwargs})
         except PluginError as exc:

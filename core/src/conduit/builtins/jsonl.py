@@ -18,7 +18,7 @@ import base64
 import io
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,7 +48,6 @@ from conduit.files import (
     remove_quietly,
     temp_path_for,
 )
-from conduit.hookspecs import hookimpl
 from conduit.types import parse_type, type_name
 
 SUFFIXES = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".jsonl.bz2", ".jsonl.zst", ".json.gz")
@@ -312,13 +311,3 @@ def encode_json_values(column: pa.Array) -> pa.Array:
         dumped = [json.dumps(v, default=str, ensure_ascii=False) for v in column.to_pylist()]
         text = pa.array(dumped, pa.string())
     return pc.fill_null(text, "null")
-
-
-@hookimpl
-def conduit_register_sources(register: Callable[[str, type[Source]], None]) -> None:
-    register("jsonl", JsonlSource)
-
-
-@hookimpl
-def conduit_register_destinations(register: Callable[[str, type[Destination]], None]) -> None:
-    register("jsonl", JsonlDestination)

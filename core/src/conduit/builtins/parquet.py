@@ -20,7 +20,7 @@ source's batch size; memory stays bounded by that buffer.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,7 +47,6 @@ from conduit.files import (
     remove_quietly,
     temp_path_for,
 )
-from conduit.hookspecs import hookimpl
 
 SUFFIXES = (".parquet", ".parq", ".pq")
 
@@ -247,13 +246,3 @@ class ParquetLoadSession(LoadSession):
             self.writer = None
         self.buffer = []
         remove_quietly(self.staging)
-
-
-@hookimpl
-def conduit_register_sources(register: Callable[[str, type[Source]], None]) -> None:
-    register("parquet", ParquetSource)
-
-
-@hookimpl
-def conduit_register_destinations(register: Callable[[str, type[Destination]], None]) -> None:
-    register("parquet", ParquetDestination)

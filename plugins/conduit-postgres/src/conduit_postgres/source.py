@@ -237,7 +237,9 @@ class PostgresSource(Source):
             reader = pacsv.open_csv(
                 stream.reader,
                 read_options=pacsv.ReadOptions(
-                    column_names=names, block_size=self.options.fetch_block_size or DEFAULT_BLOCK_SIZE
+                    column_names=names,
+                    block_size=self.options.fetch_block_size or DEFAULT_BLOCK_SIZE,
+                    use_threads=False,
                 ),
                 parse_options=pacsv.ParseOptions(newlines_in_values=True),
                 convert_options=pacsv.ConvertOptions(
