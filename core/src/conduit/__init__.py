@@ -9,6 +9,7 @@ The public API for plugin authors and for running flows from Python::
 from conduit.checks import Check, CheckOptions
 from conduit.connectors import (
     ConnectorOptions,
+    CursorFilter,
     Destination,
     DestinationCapabilities,
     LoadSession,
@@ -43,6 +44,7 @@ __all__ = [
     "ConfigError",
     "ConnectorError",
     "ConnectorOptions",
+    "CursorFilter",
     "DataError",
     "DataLocation",
     "Destination",

@@ -19,8 +19,9 @@ from typing import Any, TypeVar
 
 import click
 
+from conduit import manifest
 from conduit.config.explain import explain_json, explain_text
-from conduit.config.flow import Project, load_project
+from conduit.config.flow import EntityPlan, Project, load_project
 from conduit.config.profiles import (
     available_profiles,
     choose_env,
@@ -29,12 +30,16 @@ from conduit.config.profiles import (
     load_profile,
     profiles_dir_for,
 )
+from conduit.connectors import Destination
 from conduit.errors import ConduitError, ConfigError
+from conduit.incremental import from_json, to_json
 from conduit.plugins import Registry, core_version, load_registry
 from conduit.progress import TerminalProgress, summary
-from conduit.run import RunResult, new_run_id, run_flow
+from conduit.run import RunOptions, RunResult, new_run_id, run_flow
 from conduit.scaffold import scaffold
 from conduit.secrets import REDACTOR, mask_json, register_environment
+from conduit.state import StateStore, describe_state, normalized, now, store_for
+from conduit.state import state_dir as state_dir_for
 
 SLOW_EXIT_ENV = "CONDUIT_SLOW_EXIT"
 DEBUG_ENV = "CONDUIT_DEBUG"
@@ -81,10 +86,24 @@ def cli() -> None:
     """Conduit: declarative data ingestion. Write what to move in YAML, then `conduit run` it."""
 
 
+def state_dir_option(function: F) -> F:
+    return click.option(
+        "--state-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        help="Local state directory: run manifests, and state a destination cannot hold "
+        "(default: $CONDUIT_STATE_DIR, else .conduit/ at the project root).",
+    )(function)
+
+
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--entity", "-e", "entities", multiple=True, help="Run only this entity (repeatable).")
 @profile_options
+@state_dir_option
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last commit.")
+@click.option(
+    "--full-refresh", is_flag=True, help="Ignore the stored state and reload everything (mode replace)."
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no summary; errors only.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run result as JSON on stdout.")
 @click.pass_context
@@ -94,10 +113,15 @@ def run(
     entities: tuple[str, ...],
     env: str | None,
     profiles_dir: Path | None,
+    state_dir: Path | None,
+    resume: bool,
+    full_refresh: bool,
     quiet: bool,
     as_json: bool,
 ) -> None:
     """Run the entities of the flow(s) at PATH: a flow file, a flow directory, or a directory of flows."""
+    if resume and full_refresh:
+        raise click.UsageError("--resume and --full-refresh exclude each other")
     registry = _registry(ctx)
     project = _project(ctx, path, env, profiles_dir)
     wanted = set(entities)
@@ -111,11 +135,18 @@ def run(
         else TerminalProgress(write=lambda text: sys.stderr.write(REDACTOR.redact(text)))
     )
     run_id = new_run_id()
+    root = state_dir_for(project.root, state_dir)
+    options = RunOptions(resume=resume, full_refresh=full_refresh, state_dir=root)
+    flows = [flow for flow in project.flows if any(not wanted or n in wanted for n in flow.entities)]
+    record = manifest.start_manifest(run_id, flows, env=project.profile.env, command=sys.argv[1:])
+    _write_manifest(root, record)
     results: list[RunResult] = []
-    for flow in project.flows:
+    for flow in flows:
         names = [n for n in flow.entities if not wanted or n in wanted]
-        if names:
-            results.append(run_flow(flow, registry, entities=names, listener=listener, run_id=run_id))
+        results.append(
+            run_flow(flow, registry, entities=names, listener=listener, run_id=run_id, options=options)
+        )
+    _write_manifest(root, manifest.finish_manifest(record, results))
     ok = True
     for result in results:
         for entity in result.entities:
@@ -132,6 +163,13 @@ def run(
     elif not quiet:
         echo("\n\n".join(summary(result) for result in results))
     ctx.exit(0 if ok else 1)
+
+
+def _write_manifest(root: Path, record: dict[str, Any]) -> None:
+    try:
+        manifest.write_manifest(root, record)
+    except OSError as exc:
+        echo(f"warning: could not write the run manifest under {root}: {exc}", err=True)
 
 
 @cli.command()
@@ -192,6 +230,192 @@ def explain(
         echo(json.dumps(explain_json(project, entity), indent=2))
     else:
         echo(explain_text(project, entity))
+
+
+def _plans(
+    ctx: click.Context, flow: Path, entity: str | None, env: str | None, profiles_dir: Path | None
+) -> tuple[Project, list[EntityPlan]]:
+    project = _project(ctx, flow, env, profiles_dir)
+    plans = [plan for f in project.flows for plan in f.entities.values()]
+    if entity is not None:
+        plans = [plan for plan in plans if plan.name == entity]
+        if not plans:
+            known = sorted({p.name for f in project.flows for p in f.entities.values()})
+            raise ConfigError(f"{flow}: no entity named {entity!r}; the flows have: {', '.join(known)}")
+    return project, plans
+
+
+def _store(plan: EntityPlan, root: Path) -> tuple[Destination, StateStore]:
+    destination = plan.destination_cls(plan.destination.options)
+    return destination, store_for(destination, f"entity {plan.name!r}", root, plan.flow)
+
+
+def flow_options(function: F) -> F:
+    function = state_dir_option(function)
+    function = profile_options(function)
+    return click.option(
+        "--flow",
+        "-f",
+        "flow",
+        type=click.Path(path_type=Path),
+        default=Path("."),
+        show_default=True,
+        help="The flow file or directory the entity belongs to.",
+    )(function)
+
+
+@cli.group()
+def state() -> None:
+    """Show, set or reset an entity's incremental state (watermark, loaded files, checkpoint)."""
+
+
+@state.command(name="show")
+@click.argument("entity", required=False)
+@flow_options
+@click.option("--json", "as_json", is_flag=True, help="Print the stored state documents as JSON.")
+@click.pass_context
+def state_show(
+    ctx: click.Context,
+    entity: str | None,
+    flow: Path,
+    env: str | None,
+    profiles_dir: Path | None,
+    state_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Show the state of ENTITY (or of every entity of the flow)."""
+    project, plans = _plans(ctx, flow, entity, env, profiles_dir)
+    root = state_dir_for(project.root, state_dir)
+    shown: dict[str, Any] = {}
+    for plan in plans:
+        _, store = _store(plan, root)
+        shown[plan.name] = store.read(plan.name)
+        where = "destination" if store.with_data else store.where
+        if not as_json:
+            echo(describe_state(plan.name, shown[plan.name], where))
+    if as_json:
+        echo(json.dumps(mask_json(shown), indent=2, default=str))
+
+
+@state.command(name="set")
+@click.argument("entity")
+@click.option("--cursor", "cursor", required=True, help="The new watermark (in the cursor column's type).")
+@flow_options
+@click.pass_context
+def state_set(
+    ctx: click.Context,
+    entity: str,
+    cursor: str,
+    flow: Path,
+    env: str | None,
+    profiles_dir: Path | None,
+    state_dir: Path | None,
+) -> None:
+    """Set ENTITY's watermark: the next run loads rows with a cursor at or past VALUE."""
+    project, (plan,) = _plans(ctx, flow, entity, env, profiles_dir)
+    if plan.incremental is None:
+        raise ConfigError(f"entity {entity!r} has no incremental: block, so it has no cursor to set")
+    source = plan.source_cls(plan.source.options)
+    try:
+        schema = source.discover()
+    finally:
+        source.close()
+    column = plan.incremental.cursor
+    if column not in schema.names:
+        raise ConfigError(f"entity {entity!r}: incremental.cursor {column!r} is not a column of the source")
+    value = from_json(cursor, schema.field(column).type, f"--cursor for {entity!r}").as_py()
+    _, store = _store(plan, state_dir_for(project.root, state_dir))
+    with store.lock(plan.name, "state-set"):
+        current = normalized(plan.name, store.read(plan.name))
+        current.update(
+            cursor=column, watermark=to_json(value), boundary={}, files={}, in_progress=None, updated_at=now()
+        )
+        store.write(plan.name, current)
+    echo(f"{entity}: watermark set to {to_json(value)!r}; the next run loads rows with {column} >= it")
+
+
+@state.command(name="reset")
+@click.argument("entity")
+@flow_options
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def state_reset(
+    ctx: click.Context,
+    entity: str,
+    flow: Path,
+    env: str | None,
+    profiles_dir: Path | None,
+    state_dir: Path | None,
+    yes: bool,
+) -> None:
+    """Forget ENTITY's state: the next run loads from the beginning (initial_value)."""
+    project, (plan,) = _plans(ctx, flow, entity, env, profiles_dir)
+    _, store = _store(plan, state_dir_for(project.root, state_dir))
+    if not yes and not sys.stdin.isatty():
+        echo(f"error: resetting {entity!r} needs confirmation; pass --yes to reset without asking", err=True)
+        ctx.exit(1)
+    if not yes and not click.confirm(
+        f"Reset the state of {entity!r}? Its next run reloads from the beginning", default=False
+    ):
+        echo("not reset", err=True)
+        ctx.exit(1)
+    with store.lock(plan.name, "state-reset"):
+        store.write(plan.name, None)
+    echo(f"{entity}: state reset")
+
+
+def _runs_root(project_dir: Path, state_dir: Path | None) -> Path:
+    return state_dir_for(find_project_root(project_dir), state_dir)
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--status", type=click.Choice(["success", "partial", "failed", "running", "interrupted"]))
+@click.option("--entity", "-e", help="Only runs that included this entity.")
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the manifests as JSON.")
+@click.option(
+    "--project",
+    "project_dir",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The project (or flow) whose runs to list.",
+)
+@state_dir_option
+@click.pass_context
+def runs(
+    ctx: click.Context,
+    status: str | None,
+    entity: str | None,
+    limit: int,
+    as_json: bool,
+    project_dir: Path,
+    state_dir: Path | None,
+) -> None:
+    """List past runs from their manifests (newest first); `conduit runs show RUN_ID` for one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    listed = manifest.list_runs(_runs_root(project_dir, state_dir), status=status, entity=entity, limit=limit)
+    for problem in listed.problems:
+        echo(f"warning: {problem}", err=True)
+    if as_json:
+        echo(json.dumps(mask_json(listed.runs), indent=2))
+    elif listed.runs:
+        echo(manifest.format_runs_table(listed.runs))
+    else:
+        echo("no runs recorded")
+
+
+@runs.command(name="show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@click.pass_context
+def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """Show one run's manifest (a unique prefix of the run id is enough)."""
+    parent = ctx.parent.params if ctx.parent is not None else {}
+    root = _runs_root(parent.get("project_dir") or Path("."), parent.get("state_dir"))
+    record = manifest.load_run(root, run_id)
+    echo(json.dumps(mask_json(record), indent=2) if as_json else manifest.format_run(record))
 
 
 @cli.group()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -22,6 +23,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import pyarrow as pa
 from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr, ValidationInfo
+
+from conduit.errors import ConnectorError
 
 WriteMode = Literal["append", "replace", "merge"]
 WRITE_MODES: tuple[WriteMode, ...] = ("append", "replace", "merge")
@@ -60,10 +63,19 @@ class SourceCapabilities:
     ``typed``: the source carries its own column types (Parquet). An untyped source (CSV) infers
     them or takes declared ``columns`` types; the kit then declares the golden types for it.
     ``declared_columns``: the source accepts a ``columns: {name: type}`` option.
+    ``cursor_pushdown``: the source applies :attr:`ReadRequest.cursor` itself and yields rows in
+    ascending cursor order (a database ``WHERE ... ORDER BY``); the engine then checkpoints by cursor.
+    ``file_positions``: every batch comes from one file and its position is
+    ``{"file": path, "row": rows read from that file so far}`` (plus ``"version"`` when the source
+    knows one better than the local size and mtime, e.g. an S3 ETag); the source skips the files in
+    :attr:`ReadRequest.skip_files` whose version still matches. The engine resumes such a source at
+    a file and row. A source with neither is loaded in one commit (a crash leaves nothing to resume).
     """
 
     typed: bool = True
     declared_columns: bool = False
+    cursor_pushdown: bool = False
+    file_positions: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,10 @@ class DestinationCapabilities:
     default_mode: WriteMode = "replace"
     atomic: bool = True
     preserves_types: bool = True
+    stores_state: bool = False
+    """``commit(state)`` stores the entity's state atomically with the data, and ``read_state``,
+    ``write_state`` and ``lock`` work: incremental loads and checkpoints are then exactly-once. Without
+    it the engine keeps state in the local state directory, written right after each commit."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +120,25 @@ class ReadRequest:
     entity: str
     schema: pa.Schema
     batch_size: int
+    cursor: CursorFilter | None = None
+    skip_files: Mapping[str, str] = field(default_factory=dict)
+    """Files already loaded, ``path -> version`` (see :func:`conduit.files.file_version`): a source
+    with ``file_positions`` does not read a file whose version still matches."""
+
+
+@dataclass(frozen=True)
+class CursorFilter:
+    """The incremental filter the engine asks a ``cursor_pushdown`` source to apply.
+
+    Rows whose ``column`` is at or past ``value`` (strictly past when ``inclusive`` is false), and
+    rows whose cursor is NULL (the engine applies the entity's NULL policy to them), in ascending
+    cursor order. ``value`` is ``None`` on a first load: every row. The engine filters again in
+    Arrow, so a source that cannot push a filter down stays correct, only slower.
+    """
+
+    column: str
+    value: Any
+    inclusive: bool = True
 
 
 @dataclass(frozen=True)
@@ -114,6 +149,8 @@ class WriteRequest:
     schema: pa.Schema
     mode: WriteMode
     run_id: str
+    commit_seq: int = 0
+    """Which of the run's commits this session is (0, 1, ...): part files named with it are unique."""
 
 
 class Source(ABC):
@@ -207,3 +244,18 @@ class Destination(ABC):
     @abstractmethod
     def open(self, request: WriteRequest) -> LoadSession:
         """Start a load session for one entity."""
+
+    # -- state (only with ``capabilities.stores_state``) ------------------------------------------
+
+    def read_state(self, entity: str) -> dict[str, Any] | None:
+        """The state last committed with ``entity``'s data, or ``None``."""
+        raise ConnectorError(f"{type(self).__name__} does not store state")
+
+    def write_state(self, entity: str, state: Mapping[str, Any] | None) -> None:
+        """Replace ``entity``'s state outside a load (``conduit state set/reset``); ``None`` deletes."""
+        raise ConnectorError(f"{type(self).__name__} does not store state")
+
+    def lock(self, entity: str) -> AbstractContextManager[None]:
+        """Hold ``entity`` for one run; raise :class:`ConnectorError` at once (never wait) when
+        another run holds it, naming who does. Released on exit, and by the process dying."""
+        raise ConnectorError(f"{type(self).__name__} does not store state")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 import pyarrow as pa
@@ -94,3 +95,40 @@ def remove_quietly(path: str) -> None:
             os.unlink(path)
     except OSError:
         pass
+
+
+def file_version(path: str) -> str | None:
+    """A local file's version for incremental loads: ``"<size>:<mtime in ns>"`` (``None`` if absent).
+
+    A file whose version is unchanged since it was loaded is skipped by the next incremental run;
+    an object store's connector uses its ETag instead."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def already_loaded(path: str, skip_files: Mapping[str, str]) -> bool:
+    """Whether an incremental run may skip ``path``: loaded in full before, and unchanged since."""
+    loaded = skip_files.get(path)
+    return loaded is not None and loaded == file_version(path)
+
+
+def write_json_atomically(path: str, payload: object) -> None:
+    """Write JSON to a hidden temp file beside ``path``, fsync it, rename it over ``path``, fsync the
+    directory: readers (and a process killed at any instant) see the old content or the new."""
+    import json
+
+    ensure_parent(path)
+    temp = temp_path_for(path, str(os.getpid()))
+    try:
+        with open(temp, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=1, sort_keys=True, default=str)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        remove_quietly(temp)
+        raise
+    fsync_path(str(Path(path).parent))

@@ -14,9 +14,11 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import pyarrow as pa
@@ -24,10 +26,22 @@ import pyarrow.compute as pc
 
 from conduit.checks import Check
 from conduit.config.flow import EntityPlan, Flow
-from conduit.connectors import Destination, LoadSession, ReadRequest, SourceBatch, WriteRequest
+from conduit.connectors import (
+    CursorFilter,
+    Destination,
+    LoadSession,
+    ReadRequest,
+    Source,
+    SourceBatch,
+    WriteMode,
+    WriteRequest,
+)
 from conduit.errors import ConduitError, ConfigError, ConnectorError, DataError, DataLocation, SchemaError
+from conduit.files import file_version
+from conduit.incremental import CursorWindow, counter, from_json, lookback_delta, to_json, window_state
 from conduit.plugins import Registry
 from conduit.schema import diff_schemas
+from conduit.state import DEFAULT_STATE_DIR, StateStore, normalized, now, store_for
 
 READ_AHEAD = 2
 
@@ -59,6 +73,20 @@ class EntityResult:
     debug: str | None = None
     checks: list[CheckResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    rows_rejected: int = 0
+    rows_skipped: int = 0
+    """Rows the source sent that were already loaded (below the watermark, remembered at it, in a
+    file loaded before, or committed before a resume); not part of ``rows_read``."""
+    rows_null_cursor: int = 0
+    bytes: int = 0
+    commits: int = 0
+    started_at: str = ""
+    finished_at: str = ""
+    watermark_before: Any = None
+    watermark_after: Any = None
+    resumed_from: str | None = None
+    full_refresh: bool = False
+    state_store: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -66,11 +94,23 @@ class EntityResult:
             "status": self.status,
             "rows_read": self.rows_read,
             "rows_loaded": self.rows_loaded,
+            "rows_rejected": self.rows_rejected,
+            "rows_skipped": self.rows_skipped,
+            "rows_null_cursor": self.rows_null_cursor,
+            "bytes": self.bytes,
             "batches": self.batches,
+            "commits": self.commits,
             "seconds": round(self.seconds, 3),
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
             "source": self.source,
             "destination": self.destination,
             "mode": self.mode,
+            "watermark_before": self.watermark_before,
+            "watermark_after": self.watermark_after,
+            "resumed_from": self.resumed_from,
+            "full_refresh": self.full_refresh,
+            "state_store": self.state_store,
             "error": self.error,
             "checks": [vars(c) for c in self.checks],
             "warnings": self.warnings,
@@ -132,6 +172,17 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run treats the state: ``resume`` an interrupted run, or ``full_refresh`` (ignore the
+    state and reload everything with mode replace). ``state_dir``: the local state directory
+    (default ``.conduit`` beside the flow)."""
+
+    resume: bool = False
+    full_refresh: bool = False
+    state_dir: Path | None = None
+
+
 def run_flow(
     flow: Flow,
     registry: Registry,
@@ -139,6 +190,7 @@ def run_flow(
     entities: list[str] | None = None,
     listener: RunListener | None = None,
     run_id: str | None = None,
+    options: RunOptions | None = None,
 ) -> RunResult:
     """Run the flow's entities (all, or the named ones, in file order) and report what happened."""
     if entities:
@@ -151,16 +203,25 @@ def run_flow(
     selected = [plan for name, plan in flow.entities.items() if not entities or name in entities]
     result = RunResult(run_id or new_run_id(), str(flow.path), _now())
     notify = listener or _Silent()
+    chosen = options or RunOptions()
+    if chosen.state_dir is None:
+        chosen = RunOptions(chosen.resume, chosen.full_refresh, flow.path.parent / DEFAULT_STATE_DIR)
     for plan in selected:
         notify.entity_started(plan)
-        entity_result = run_entity(plan, registry, result.run_id, notify)
+        entity_result = run_entity(plan, registry, result.run_id, notify, chosen)
         result.entities.append(entity_result)
         notify.entity_finished(entity_result)
     result.finished_at = _now()
     return result
 
 
-def run_entity(plan: EntityPlan, registry: Registry, run_id: str, listener: RunListener) -> EntityResult:
+def run_entity(
+    plan: EntityPlan,
+    registry: Registry,
+    run_id: str,
+    listener: RunListener,
+    options: RunOptions | None = None,
+) -> EntityResult:
     """Move one entity; every failure becomes a failed result with a one-line message."""
     result = EntityResult(
         plan.name,
@@ -169,10 +230,11 @@ def run_entity(plan: EntityPlan, registry: Registry, run_id: str, listener: RunL
         destination=plan.destination.type,
         mode=plan.mode,
         checks=[CheckResult(check.describe(), check.options.action) for check in plan.checks],
+        started_at=_now(),
     )
     started = time.perf_counter()
     try:
-        _move(plan, registry, run_id, listener, result, started)
+        _move(plan, registry, run_id, listener, result, started, options or RunOptions())
         result.status = "success"
     except ConduitError as exc:
         result.error = str(exc)
@@ -184,6 +246,7 @@ def run_entity(plan: EntityPlan, registry: Registry, run_id: str, listener: RunL
         result.debug = traceback.format_exc()
     finally:
         result.seconds = time.perf_counter() - started
+        result.finished_at = _now()
     return result
 
 
@@ -194,6 +257,7 @@ def _move(
     listener: RunListener,
     result: EntityResult,
     started: float,
+    options: RunOptions,
 ) -> None:
     source = plan.source_cls(plan.source.options)
     destination = plan.destination_cls(plan.destination.options)
@@ -202,29 +266,330 @@ def _move(
         destination.check()
         schema = source.discover()
         _verify_check_columns(plan, schema)
-        target_schema = _target_schema(plan, registry, destination, schema)
-        request = ReadRequest(plan.name, schema, plan.batch_size)
-        session: LoadSession = destination.open(WriteRequest(plan.name, target_schema, plan.mode, run_id))
-        with session:
-            position: dict[str, Any] = {}
-            for item in _read_ahead(source.read(request), READ_AHEAD):
-                batch = _conform(item.data, schema, plan)
-                result.rows_read += batch.num_rows
-                result.batches += 1
-                _run_checks(plan.checks, batch, item, result)
-                if target_schema is not schema:
-                    batch = batch.select(target_schema.names)
-                session.write(batch)
-                result.rows_loaded += batch.num_rows
-                position = dict(item.position)
-                listener.progress(plan.name, result.rows_read, time.perf_counter() - started)
-            session.commit(
-                {"run_id": run_id, "entity": plan.name, "rows": result.rows_loaded, "position": position}
-            )
-            session.committed = True
-        result.warnings.extend(_check_warnings(result))
+        label = f"entity {plan.name!r}"
+        root = options.state_dir or Path(DEFAULT_STATE_DIR)
+        store = store_for(destination, label, root, plan.flow)
+        result.state_store = "destination" if store.with_data else store.where
+        with store.lock(plan.name, run_id):
+            state = normalized(plan.name, store.read(plan.name))
+            _Load(
+                plan,
+                registry,
+                run_id,
+                listener,
+                result,
+                started,
+                options,
+                source,
+                destination,
+                store,
+                schema,
+                state,
+            ).run()
     finally:
         source.close()
+
+
+@dataclass
+class _Resume:
+    file: str | None
+    version: str | None
+    row: int
+
+
+class _Load:
+    """One entity's load with checkpoints: the state before, the filter, the sessions, the commits."""
+
+    def __init__(
+        self,
+        plan: EntityPlan,
+        registry: Registry,
+        run_id: str,
+        listener: RunListener,
+        result: EntityResult,
+        started: float,
+        options: RunOptions,
+        source: Source,
+        destination: Destination,
+        store: StateStore,
+        schema: pa.Schema,
+        state: dict[str, Any],
+    ) -> None:
+        self.plan, self.registry, self.run_id, self.listener = plan, registry, run_id, listener
+        self.result, self.started, self.options = result, started, options
+        self.source, self.destination, self.store, self.schema = source, destination, store, schema
+        self.where = f"entity {plan.name!r}"
+        self.prior = state
+        self.mode: WriteMode = plan.mode
+        in_progress = state.get("in_progress")
+        if options.full_refresh:
+            if "replace" not in destination.capabilities.write_modes:
+                raise ConfigError(
+                    f"{self.where}: --full-refresh reloads with mode replace, which destination type "
+                    f"{plan.destination.type!r} does not support"
+                )
+            self.mode = "replace"
+            self.prior = normalized(plan.name, None)
+            in_progress = None
+        elif in_progress and not options.resume:
+            raise ConduitError(
+                f"{self.where}: run {in_progress.get('run_id')} was interrupted after committing "
+                f"{in_progress.get('rows', 0):,} rows ({_where_stopped(in_progress)}); run again with --resume "
+                "to continue it, or with --full-refresh to reload everything"
+            )
+        self.resuming: dict[str, Any] | None = in_progress if options.resume and in_progress else None
+        result.mode = self.mode
+        result.resumed_from = self.resuming.get("run_id") if self.resuming else None
+        result.full_refresh = options.full_refresh
+        caps = source.capabilities
+        self.window = self._window()
+        self.positional = caps.file_positions
+        self.ordered = caps.cursor_pushdown and self.window is not None
+        self.checkpoints = self.mode != "replace" and (self.positional or self.ordered)
+        self.skip_files: dict[str, str] = {}
+        if plan.incremental is not None and self.positional:
+            self.skip_files.update(self.prior.get("files") or {})
+        self.files_done: dict[str, str] = {}
+        self.resume_at: _Resume | None = None
+        if self.resuming and self.positional:
+            self.files_done.update(self.resuming.get("files_done") or {})
+            self.skip_files.update(self.files_done)
+            self.resume_at = _Resume(
+                self.resuming.get("file"), self.resuming.get("version"), int(self.resuming.get("row") or 0)
+            )
+        self.rows_before = int(self.resuming.get("rows", 0)) if self.resuming else 0
+        self.commits_before = int(self.resuming.get("commits", 0)) if self.resuming else 0
+        result.watermark_before = self.prior.get("watermark")
+
+    def _window(self) -> CursorWindow | None:
+        inc = self.plan.incremental
+        if inc is None:
+            return None
+        names = self.schema.names
+        if inc.cursor not in names:
+            raise ConfigError(
+                f"{self.where}: incremental.cursor {inc.cursor!r} is not a column of the source "
+                f"(columns: {', '.join(names)})"
+            )
+        keys = inc.primary_key or list(names)
+        missing = [k for k in keys if k not in names]
+        if missing:
+            raise ConfigError(
+                f"{self.where}: incremental.primary_key names unknown columns: {', '.join(missing)}"
+            )
+        cursor_type = self.schema.field(inc.cursor).type
+        where = f"{self.where}: incremental.cursor {inc.cursor!r}"
+        stored_cursor = self.prior.get("cursor")
+        if stored_cursor not in (None, inc.cursor) and self.prior.get("watermark") is not None:
+            raise ConfigError(
+                f"{self.where}: the state's watermark is for cursor {stored_cursor!r}, the config now says "
+                f"{inc.cursor!r}; run `conduit state reset {self.plan.name}` or use --full-refresh"
+            )
+
+        def value(raw: Any) -> Any:
+            return None if raw is None else from_json(raw, cursor_type, where).as_py()
+
+        dedup = self.mode != "merge"
+        if self.resuming is not None:
+            mark = value(self.resuming.get("mark"))
+            boundary = counter(self.resuming.get("boundary_in"))
+            run_max = value(self.resuming.get("run_max"))
+            run_boundary = counter(self.resuming.get("run_boundary"))
+        elif self.prior.get("watermark") is not None:
+            mark = run_max = value(self.prior["watermark"])
+            boundary = counter(self.prior.get("boundary"))
+            run_boundary = Counter(boundary)
+        else:
+            mark, boundary, run_max, run_boundary = value(inc.initial_value), Counter(), None, Counter()
+        if inc.lookback is not None and mark is not None and self.resuming is None:
+            mark = mark - lookback_delta(inc.lookback, cursor_type, where)
+        return CursorWindow(
+            inc.cursor,
+            cursor_type,
+            mark,
+            boundary if dedup else Counter(),
+            dedup,
+            keys,
+            inc.on_null,
+            self.where,
+            run_max,
+            run_boundary if dedup else Counter(),
+        )
+
+    # -- the load ---------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        plan, result = self.plan, self.result
+        target_schema = _target_schema(plan, self.registry, self.destination, self.schema, self.mode)
+        self.target_schema = target_schema
+        cursor = None
+        if self.window is not None:
+            cursor = CursorFilter(self.window.column, self.window.mark, inclusive=True)
+        request = ReadRequest(plan.name, self.schema, plan.batch_size, cursor, dict(self.skip_files))
+        self.seq = self.commits_before
+        session = self._open()
+        self.rows_in_commit = 0
+        current: tuple[str, str | None] | None = None
+        position: dict[str, Any] = {}
+        try:
+            for item in _read_ahead(self.source.read(request), READ_AHEAD):
+                batch = _conform(item.data, self.schema, plan)
+                position = dict(item.position)
+                if self.positional:
+                    file = str(position.get("file"))
+                    version = position.get("version") or file_version(file)
+                    if current is None or current[0] != file:
+                        if current is not None:
+                            self.files_done[current[0]] = current[1] or ""
+                        current = (file, version)
+                    batch = self._resume_slice(batch, file, version, position)
+                    if batch is None:
+                        continue
+                if self.window is not None:
+                    outcome = self.window.apply(batch, _locator(item, batch.num_rows))
+                    result.rows_skipped += outcome.dropped_loaded
+                    result.rows_null_cursor += outcome.skipped_null
+                    batch = outcome.batch
+                if batch.num_rows:
+                    self._load_batch(session, batch, item, target_schema)
+                if self.checkpoints and self.rows_in_commit >= plan.commit_every:
+                    session = self._checkpoint(session, current, position)
+            if current is not None:
+                self.files_done[current[0]] = current[1] or ""
+            session.commit(self._final_state())
+            session.committed = True
+            self._after_commit(self.final_state)
+        except BaseException:
+            session.abort()
+            raise
+        result.watermark_after = self.final_state.get("watermark")
+        result.warnings.extend(_check_warnings(result))
+
+    def _open(self) -> LoadSession:
+        request = WriteRequest(self.plan.name, self.target_schema, self.mode, self.run_id, self.seq)
+        return self.destination.open(request)
+
+    def _resume_slice(
+        self, batch: pa.RecordBatch, file: str, version: str | None, position: dict[str, Any]
+    ) -> pa.RecordBatch | None:
+        """Drop what an interrupted run already committed: whole files, and the first rows of the
+        file it stopped in (a source that skips files itself never sends them)."""
+        if self.skip_files.get(file) is not None and self.skip_files.get(file) == version:
+            self.result.rows_skipped += batch.num_rows
+            return None
+        resume = self.resume_at
+        if resume is None or resume.file != file:
+            return batch
+        if version != resume.version:
+            raise ConnectorError(
+                f"{self.where}: {file} changed since the interrupted run stopped in it at row {resume.row:,} "
+                "(its size or modification time differs), so the run cannot continue exactly where it "
+                "stopped; use --full-refresh to reload everything"
+            )
+        end = int(position.get("row") or 0)
+        start = end - batch.num_rows
+        if end <= resume.row:
+            self.result.rows_skipped += batch.num_rows
+            return None
+        if start < resume.row:
+            self.result.rows_skipped += resume.row - start
+            return batch.slice(resume.row - start)
+        return batch
+
+    def _load_batch(
+        self, session: LoadSession, batch: pa.RecordBatch, item: SourceBatch, target_schema: pa.Schema
+    ) -> None:
+        result = self.result
+        result.rows_read += batch.num_rows
+        result.batches += 1
+        _run_checks(self.plan.checks, batch, item, result)
+        if target_schema is not self.schema:
+            batch = batch.select(target_schema.names)
+        session.write(batch)
+        if self.window is not None:
+            self.window.observe(batch)
+        result.rows_loaded += batch.num_rows
+        result.bytes += batch.nbytes
+        self.rows_in_commit += batch.num_rows
+        self.listener.progress(self.plan.name, result.rows_read, time.perf_counter() - self.started)
+
+    def _checkpoint(
+        self, session: LoadSession, current: tuple[str, str | None] | None, position: dict[str, Any]
+    ) -> LoadSession:
+        """Commit what is loaded so far with the position reached, then open the next session."""
+        window = self.window
+        progress: dict[str, Any] = {
+            "run_id": self.run_id,
+            "started_at": self.result.started_at,
+            "rows": self.rows_before + self.result.rows_loaded,
+            "commits": self.seq + 1,
+            "mark": None,
+            "boundary_in": {},
+            "run_max": None,
+            "run_boundary": {},
+            "files_done": dict(self.files_done),
+            "file": current[0] if current else None,
+            "version": current[1] if current else None,
+            "row": int(position.get("row") or 0) if self.positional else 0,
+        }
+        if window is not None:
+            if self.ordered and not self.positional:
+                progress["mark"], progress["boundary_in"] = to_json(window.run_max), dict(window.run_boundary)
+            else:
+                progress["mark"], progress["boundary_in"] = to_json(window.mark), dict(window.remaining)
+            progress["run_max"], progress["run_boundary"] = to_json(window.run_max), dict(window.run_boundary)
+        state = dict(self.prior)
+        state.update(
+            in_progress=progress,
+            run_id=self.run_id,
+            updated_at=now(),
+            rows_loaded_total=int(self.prior.get("rows_loaded_total") or 0) + self.result.rows_loaded,
+        )
+        session.commit(state)
+        session.committed = True
+        self._after_commit(state)
+        self.seq += 1
+        self.rows_in_commit = 0
+        return self._open()
+
+    def _final_state(self) -> dict[str, Any]:
+        state = dict(self.prior)
+        if self.window is not None:
+            if self.window.run_max is not None:
+                state.update(window_state(self.window))
+            state["cursor"] = self.window.column
+        if self.plan.incremental is not None and self.positional:
+            files = {} if self.options.full_refresh else dict(self.prior.get("files") or {})
+            files.update(self.files_done)
+            state["files"] = files
+        state.update(
+            in_progress=None,
+            run_id=self.run_id,
+            updated_at=now(),
+            rows_loaded_total=int(self.prior.get("rows_loaded_total") or 0) + self.result.rows_loaded,
+        )
+        self.final_state = state
+        return state
+
+    def _after_commit(self, state: dict[str, Any]) -> None:
+        self.result.commits += 1
+        if not self.store.with_data:
+            self.store.write(self.plan.name, state)
+
+
+def _locator(item: SourceBatch, rows: int) -> Callable[[int], DataLocation]:
+    def locate(index: int) -> DataLocation:
+        return _row_location(item, rows, index)
+
+    return locate
+
+
+def _where_stopped(progress: Mapping[str, Any]) -> str:
+    if progress.get("file"):
+        return f"stopped in {progress['file']} at row {int(progress.get('row') or 0):,}"
+    if progress.get("mark") is not None:
+        return f"stopped at cursor {progress['mark']!r}"
+    return "stopped mid-run"
 
 
 def _verify_check_columns(plan: EntityPlan, schema: pa.Schema) -> None:
@@ -238,11 +603,11 @@ def _verify_check_columns(plan: EntityPlan, schema: pa.Schema) -> None:
 
 
 def _target_schema(
-    plan: EntityPlan, registry: Registry, destination: Destination, incoming: pa.Schema
+    plan: EntityPlan, registry: Registry, destination: Destination, incoming: pa.Schema, mode: str
 ) -> pa.Schema:
     """The schema to write: the incoming one, reordered to the target's column order when only the
     order differs; a real difference goes to the schema policy."""
-    if plan.mode != "append":
+    if mode != "append":
         return incoming
     current = destination.current_schema()
     if current is None:

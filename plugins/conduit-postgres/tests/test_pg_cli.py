@@ -62,8 +62,8 @@ def test_csv_to_postgres_to_parquet(pg: Scratch, tmp_path: Path) -> None:
         assert loaded.returncode == 0, loaded.stderr
         assert "5 rows" in loaded.stdout
     assert pg.count("orders") == 5
-    state = pg.query(f"SELECT entity, state->>'rows' FROM {pg.schema}._conduit_state")
-    assert state == [("orders", "5")]
+    state = pg.query(f"SELECT entity, state->>'rows_loaded_total' FROM {pg.schema}._conduit_state")
+    assert state == [("orders", "10")]  # committed with the data: 5 rows loaded by each run
 
     export = flow(
         tmp_path / "export.yml",

@@ -41,6 +41,7 @@ from conduit.connectors import (
 )
 from conduit.errors import DataError, DataLocation
 from conduit.files import (
+    already_loaded,
     compression_for,
     ensure_parent,
     expand_paths,
@@ -79,7 +80,7 @@ def _parsed_as(dtype: pa.DataType) -> pa.DataType:
 
 class JsonlSource(Source):
     options_model = JsonlSourceOptions
-    capabilities = SourceCapabilities(typed=False, declared_columns=True)
+    capabilities = SourceCapabilities(typed=False, declared_columns=True, file_positions=True)
     options: JsonlSourceOptions
 
     def files(self) -> list[str]:
@@ -126,6 +127,8 @@ class JsonlSource(Source):
             unexpected_field_behavior="ignore" if self.options.unexpected_fields == "ignore" else "error",
         )
         for file in self.files():
+            if already_loaded(file, request.skip_files):
+                continue
             rows = 0
             try:
                 with self._stream(file) as stream:

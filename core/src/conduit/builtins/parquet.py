@@ -19,8 +19,11 @@ source's batch size; memory stays bounded by that buffer.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,12 +44,16 @@ from conduit.connectors import (
 )
 from conduit.errors import ConfigError, ConnectorError, DataError, DataLocation
 from conduit.files import (
+    already_loaded,
     ensure_parent,
     expand_paths,
     fsync_path,
     remove_quietly,
     temp_path_for,
+    write_json_atomically,
 )
+from conduit.locks import lock_file
+from conduit.state import safe_name
 
 SUFFIXES = (".parquet", ".parq", ".pq")
 
@@ -58,7 +65,7 @@ class ParquetSourceOptions(ConnectorOptions):
 
 class ParquetSource(Source):
     options_model = ParquetSourceOptions
-    capabilities = SourceCapabilities(typed=True, declared_columns=False)
+    capabilities = SourceCapabilities(typed=True, declared_columns=False, file_positions=True)
     options: ParquetSourceOptions
 
     def files(self) -> list[str]:
@@ -92,6 +99,8 @@ class ParquetSource(Source):
     def read(self, request: ReadRequest) -> Iterator[SourceBatch]:
         files = self.files()
         for file in files:
+            if already_loaded(file, request.skip_files):
+                continue
             schema = self._schema_of(file)
             if not schema.equals(request.schema):
                 raise DataError(
@@ -114,10 +123,14 @@ class ParquetDestinationOptions(ConnectorOptions):
     max_rows_per_file: int | None = None
 
 
+STATE_DIR = "_conduit"
+STATE_KEY = b"conduit.state"
+
+
 class ParquetDestination(Destination):
     options_model = ParquetDestinationOptions
     capabilities = DestinationCapabilities(
-        write_modes=frozenset({"replace", "append"}), atomic=True, preserves_types=True
+        write_modes=frozenset({"replace", "append"}), atomic=True, preserves_types=True, stores_state=True
     )
     options: ParquetDestinationOptions
 
@@ -128,8 +141,12 @@ class ParquetDestination(Destination):
         path = self.options.path
         return os.path.isdir(path) or not path.lower().endswith(SUFFIXES)
 
+    @property
+    def target(self) -> str:
+        return self.options.path.rstrip("/")
+
     def check(self) -> None:
-        ensure_parent(self.options.path.rstrip("/"))
+        ensure_parent(self.target)
 
     def current_schema(self) -> pa.Schema | None:
         target = self.options.path
@@ -146,8 +163,97 @@ class ParquetDestination(Destination):
                 f"mode append needs a directory of part files; {self.options.path} is a single "
                 f"Parquet file (set layout: directory, or use mode: replace)"
             )
-        ensure_parent(self.options.path.rstrip("/"))
+        ensure_parent(self.target)
+        if self.is_directory:
+            _recover(self.target, request.entity)
         return ParquetLoadSession(self.options, request, self.is_directory)
+
+    # -- state: a commit record per entity in <dir>/_conduit/, or the single file's footer ----------
+
+    def read_state(self, entity: str) -> dict[str, Any] | None:
+        if self.is_directory:
+            state = _read_record(self.target, entity).get("state")
+            return state if isinstance(state, dict) else None
+        if not os.path.isfile(self.target):
+            return None
+        metadata = pq.read_metadata(self.target).metadata or {}
+        stored = json.loads(metadata[STATE_KEY]) if STATE_KEY in metadata else {}
+        state = stored.get(entity) if isinstance(stored, dict) else None
+        return state if isinstance(state, dict) else None
+
+    def write_state(self, entity: str, state: Mapping[str, Any] | None) -> None:
+        if self.is_directory:
+            if state is None:
+                remove_quietly(_record_path(self.target, entity))
+            else:
+                record = _read_record(self.target, entity)
+                record.update(state=dict(state), pending=[])
+                write_json_atomically(_record_path(self.target, entity), record)
+            return
+        if not os.path.isfile(self.target):
+            if state is None:
+                return
+            raise ConnectorError(f"{self.target} does not exist yet; its state is written by its first load")
+        table = pq.read_table(self.target)
+        metadata = dict(pq.read_metadata(self.target).metadata or {})
+        states = json.loads(metadata.get(STATE_KEY, b"{}"))
+        if state is None:
+            states.pop(entity, None)
+        else:
+            states[entity] = dict(state)
+        metadata[STATE_KEY] = json.dumps(states, default=str).encode()
+        temp = temp_path_for(self.target, "state")
+        try:
+            pq.write_table(table.replace_schema_metadata(metadata), temp)
+            fsync_path(temp)
+            os.replace(temp, self.target)
+        finally:
+            remove_quietly(temp)
+        fsync_path(str(Path(self.target).parent))
+
+    def lock(self, entity: str) -> AbstractContextManager[None]:
+        path = Path(self.target)
+        lock = path.with_name(f".{path.name}.conduit-{safe_name(entity)}.lock")
+        return lock_file(lock, f"parquet destination {self.target}: entity {entity!r}")
+
+
+def _record_path(directory: str, entity: str) -> str:
+    return os.path.join(directory, STATE_DIR, f"{safe_name(entity)}.json")
+
+
+def _read_record(directory: str, entity: str) -> dict[str, Any]:
+    path = _record_path(directory, entity)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ConnectorError(f"cannot read the commit record {path}: {exc}") from None
+    return record if isinstance(record, dict) else {}
+
+
+def _staging_prefix(target: str, entity: str) -> str:
+    name = Path(target).name
+    return f".{name}.conduit-{safe_name(entity)}~"
+
+
+def _recover(directory: str, entity: str) -> None:
+    """Undo what a killed commit left: parts renamed in before the record said they were committed
+    (the record's ``pending`` list), and staging directories of this entity's earlier sessions."""
+    record = _read_record(directory, entity)
+    pending = record.get("pending") or []
+    for name in pending:
+        remove_quietly(os.path.join(directory, str(name)))
+    if pending:
+        record["pending"] = []
+        write_json_atomically(_record_path(directory, entity), record)
+    parent = Path(directory).parent
+    prefix = _staging_prefix(directory, entity)
+    if parent.is_dir():
+        for leftover in parent.iterdir():
+            if leftover.name.startswith(prefix):
+                remove_quietly(str(leftover))
 
 
 class ParquetLoadSession(LoadSession):
@@ -156,7 +262,8 @@ class ParquetLoadSession(LoadSession):
         self.request = request
         self.directory = directory
         self.target = options.path.rstrip("/")
-        self.staging = temp_path_for(self.target, request.run_id)
+        tag = f"{safe_name(request.entity)}~{request.run_id}~{request.commit_seq}"
+        self.staging = temp_path_for(self.target, tag)
         self.parts: list[str] = []
         self.writer: pq.ParquetWriter | None = None
         self.rows_in_file = 0
@@ -167,7 +274,8 @@ class ParquetLoadSession(LoadSession):
 
     def _new_writer(self) -> pq.ParquetWriter:
         if self.directory:
-            path = os.path.join(self.staging, f"part-{self.request.run_id}-{len(self.parts):05d}.parquet")
+            name = f"part-{self.request.run_id}-{self.request.commit_seq:04d}-{len(self.parts):05d}.parquet"
+            path = os.path.join(self.staging, name)
         else:
             path = self.staging
         self.parts.append(path)
@@ -206,10 +314,19 @@ class ParquetLoadSession(LoadSession):
             self._flush()
 
     def commit(self, state: Mapping[str, Any]) -> None:
+        """Make the parts visible together with ``state``.
+
+        File layout: the state goes into the file's footer, then one rename. Directory layout: the
+        commit record first lists the parts as pending, the parts are renamed in, then the record
+        is rewritten with the new state and nothing pending; a crash in between is undone by the
+        next session (:func:`_recover`), so data and state always agree."""
         self._flush()
         if self.writer is None and (not self.directory or self.request.mode == "replace"):
             self.writer = self._new_writer()  # an empty input still leaves a file with the schema
         if self.writer is not None:
+            if not self.directory:
+                payload = json.dumps({self.request.entity: dict(state)}, default=str)
+                self.writer.add_key_value_metadata({STATE_KEY.decode(): payload})
             self.writer.close()
             self.writer = None
         for part in self.parts:
@@ -218,16 +335,33 @@ class ParquetLoadSession(LoadSession):
             os.replace(self.staging, self.target)
             fsync_path(str(Path(self.target).parent))
         elif self.request.mode == "replace":
-            self._swap_directory()
+            self._swap_directory(state)
         else:
-            os.makedirs(self.target, exist_ok=True)
+            self._append_parts(state)
+        self.committed = True
+
+    def _append_parts(self, state: Mapping[str, Any]) -> None:
+        os.makedirs(self.target, exist_ok=True)
+        record_path = _record_path(self.target, self.request.entity)
+        record = _read_record(self.target, self.request.entity)
+        names = [os.path.basename(part) for part in self.parts]
+        if names:
+            record["pending"] = names
+            write_json_atomically(record_path, record)
             for part in self.parts:
                 os.replace(part, os.path.join(self.target, os.path.basename(part)))
             fsync_path(self.target)
-            remove_quietly(self.staging)
-        self.committed = True
+        record.update(state=dict(state), pending=[])
+        write_json_atomically(record_path, record)
+        remove_quietly(self.staging)
 
-    def _swap_directory(self) -> None:
+    def _swap_directory(self, state: Mapping[str, Any]) -> None:
+        records = os.path.join(self.target, STATE_DIR)
+        if os.path.isdir(records):  # other entities' records stay with the directory
+            shutil.copytree(records, os.path.join(self.staging, STATE_DIR), dirs_exist_ok=True)
+        write_json_atomically(
+            _record_path(self.staging, self.request.entity), {"state": dict(state), "pending": []}
+        )
         old = temp_path_for(self.target, self.request.run_id, ".old")
         if os.path.exists(self.target):
             if not os.path.isdir(self.target):

@@ -35,7 +35,13 @@ from conduit.config.documents import Document, KeyPath, format_keypath, value_at
 from conduit.config.errors import Loc, Locator, problems_from, validation_problems
 from conduit.config.layers import Layer, Origin, from_document, merge
 from conduit.config.layouts import FlowFiles, find_flows, read_flow
-from conduit.config.models import EntitiesFileSpec, EntitySpec, FlowSpec
+from conduit.config.models import (
+    DEFAULT_COMMIT_EVERY,
+    EntitiesFileSpec,
+    EntitySpec,
+    FlowSpec,
+    IncrementalSpec,
+)
 from conduit.config.profiles import (
     Profile,
     choose_env,
@@ -74,6 +80,8 @@ class EntityPlan:
     checks: tuple[Check, ...] = ()
     flow: str = ""
     provenance: dict[str, Origin] = field(default_factory=dict)
+    incremental: IncrementalSpec | None = None
+    commit_every: int = DEFAULT_COMMIT_EVERY
 
 
 @dataclass(frozen=True)
@@ -376,6 +384,16 @@ class _FlowResolver:
                 f"{mode!r} (supported: {supported})"
             )
             return None
+        if spec.incremental is not None and spec.incremental.lookback is not None and mode != "merge":
+            where, keypath = locate(("incremental", "lookback"))
+            self.problems.append(
+                f"{where}: {keypath}: lookback re-reads rows that were already loaded, so it needs mode "
+                f"merge (which de-duplicates by key); this entity's mode is {mode!r}"
+            )
+            return None
+        if spec.incremental is not None:
+            provenance["incremental"] = merged.origin(("incremental",)) or Origin("entity")
+        provenance["commit_every"] = merged.origins.get(("commit_every",)) or Origin("engine default")
         for index, item in enumerate(spec.checks):
             for check_name in item:
                 provenance[f"checks[{index}].{check_name}"] = merged.origin(("checks", index)) or Origin(
@@ -392,6 +410,8 @@ class _FlowResolver:
             tuple(checks),
             self.files.name,
             provenance,
+            spec.incremental,
+            spec.commit_every,
         )
 
     def _connection(self, kind: str, name: str) -> tuple[str, Layer, Origin] | None:

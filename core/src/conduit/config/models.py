@@ -27,6 +27,7 @@ model, once the type is known and every layer is merged.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -67,6 +68,19 @@ class PartialEndpoint(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class IncrementalSpec(_Strict):
+    """``incremental:`` load only rows past the last run's high-water mark (see docs/config.md)."""
+
+    cursor: str = Field(min_length=1)
+    initial_value: int | float | dt.datetime | dt.date | str | None = None
+    lookback: int | float | str | None = None
+    primary_key: list[str] | None = None
+    on_null: Literal["fail", "skip"] = "fail"
+
+
+DEFAULT_COMMIT_EVERY = 250_000
+
+
 class EntitySpec(_Strict):
     """One stream moved from a source to a destination (after defaults are merged in)."""
 
@@ -76,6 +90,8 @@ class EntitySpec(_Strict):
     mode: WriteMode | None = None
     batch_size: int = Field(default=65_536, gt=0, le=10_000_000)
     checks: list[dict[str, dict[str, Any]]] = Field(default_factory=list)
+    incremental: IncrementalSpec | None = None
+    commit_every: int = Field(default=DEFAULT_COMMIT_EVERY, gt=0)
 
 
 class DefaultsSpec(_Strict):
@@ -86,6 +102,8 @@ class DefaultsSpec(_Strict):
     mode: WriteMode | None = None
     batch_size: int | None = Field(default=None, gt=0, le=10_000_000)
     checks: list[dict[str, dict[str, Any]]] | None = None
+    incremental: IncrementalSpec | None = None
+    commit_every: int | None = Field(default=None, gt=0)
 
 
 class FlowSpec(_Strict):

@@ -9,6 +9,7 @@ import pyarrow.csv as pacsv
 
 from conduit.connectors import ReadRequest, Source, SourceBatch, SourceCapabilities
 from conduit.errors import ConnectorError, DataError, DataLocation
+from conduit.files import already_loaded
 from conduit_csv.csvfile import (
     DEFAULT_BLOCK_SIZE,
     CsvFile,
@@ -30,7 +31,7 @@ class CsvSource(Source):
     """Reads CSV files as Arrow record batches (see the package README for the options)."""
 
     options_model = CsvSourceOptions
-    capabilities = SourceCapabilities(typed=False, declared_columns=True)
+    capabilities = SourceCapabilities(typed=False, declared_columns=True, file_positions=True)
     options: CsvSourceOptions
 
     def __init__(self, options: CsvSourceOptions) -> None:
@@ -101,6 +102,8 @@ class CsvSource(Source):
             _check_same_header(first, first_layout, CsvFile(path, self.options))
         block_size = self.options.block_size or estimate_block_size(first, request.batch_size)
         for path in paths:
+            if already_loaded(path, request.skip_files):
+                continue
             file = first if path == first.path else CsvFile(path, self.options)
             layout = first_layout if file is first else read_layout(file)
             if not layout.empty:

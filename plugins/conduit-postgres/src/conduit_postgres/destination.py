@@ -13,9 +13,17 @@ killed process: the server rolls back) leaves no trace.
 * ``merge``: COPY into a temporary table, keep the last row per ``primary_key`` (greatest
   ``order_by`` first when set, then load order), delete the keys whose latest row has the
   ``hard_delete`` flag, and ``INSERT ... ON CONFLICT DO UPDATE`` the rest.
+
+The destination stores state (:mod:`conduit_postgres.statestore`): ``read_state``/``write_state`` on
+the ``_conduit_state`` row, and ``lock``, a session advisory lock per schema and entity on a
+connection of its own, held for the run.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from typing import Any
 
 import psycopg2
 import pyarrow as pa
@@ -23,7 +31,7 @@ from psycopg2.extensions import cursor as Cursor
 
 from conduit.connectors import Destination, DestinationCapabilities, LoadSession, WriteRequest
 from conduit.errors import ConnectorError
-from conduit_postgres import catalog, statements
+from conduit_postgres import catalog, statements, statestore
 from conduit_postgres.connection import close_quietly, connect
 from conduit_postgres.errors import statement_error
 from conduit_postgres.identifiers import TableName, shown
@@ -41,6 +49,7 @@ class PostgresDestination(Destination):
         default_mode="append",
         atomic=True,
         preserves_types=True,
+        stores_state=True,
     )
     options: PostgresDestinationOptions
 
@@ -80,6 +89,21 @@ class PostgresDestination(Destination):
 
     def open(self, request: WriteRequest) -> LoadSession:
         return PostgresLoadSession(self.options, request)
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def read_state(self, entity: str) -> dict[str, Any] | None:
+        """The state last committed with ``entity``'s data (its ``_conduit_state`` row), or ``None``."""
+        return statestore.read_state(self.options, entity, destination_label(self.options.target))
+
+    def write_state(self, entity: str, state: Mapping[str, Any] | None) -> None:
+        """Upsert (``None``: delete) ``entity``'s ``_conduit_state`` row in a transaction of its own."""
+        statestore.write_state(self.options, entity, state, destination_label(self.options.target))
+
+    def lock(self, entity: str) -> AbstractContextManager[None]:
+        """A session advisory lock on a connection of its own, held for the block; raises
+        :class:`ConnectorError` at once, naming the holder, when another run has it."""
+        return statestore.entity_lock(self.options, entity, destination_label(self.options.target))
 
 
 def _access_problem(cursor: Cursor, target: TableName, create_table: bool) -> str | None:

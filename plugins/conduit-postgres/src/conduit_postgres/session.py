@@ -3,7 +3,6 @@ finishing statements at commit (see :mod:`conduit_postgres.destination` for the 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -14,7 +13,7 @@ from psycopg2.extensions import cursor as Cursor
 
 from conduit.connectors import WRITE_MODES, LoadSession, WriteRequest
 from conduit.errors import ConfigError, ConnectorError, DataError
-from conduit_postgres import catalog, statements
+from conduit_postgres import catalog, statements, statestore
 from conduit_postgres.catalog import Table
 from conduit_postgres.connection import close_quietly, connect
 from conduit_postgres.copy_in import CopyIn
@@ -244,6 +243,7 @@ class PostgresLoadSession(LoadSession):
         if self._status != "open" or self._copy is None:
             raise ConnectorError(f"{self.where}: commit after {self._status}: the load session is over")
         try:
+            payload = statestore.state_json(state, self.where)
             self._copy.send(self.encoder.finish())
             self._copy.finish()
             self._copy = None
@@ -256,7 +256,7 @@ class PostgresLoadSession(LoadSession):
                     cursor.execute(statements.create_state_table(self.target.schema))
                 cursor.execute(
                     statements.upsert_state(self.target.schema),
-                    (self.request.entity, json.dumps(dict(state), default=str), self.request.run_id),
+                    (self.request.entity, payload, self.request.run_id),
                 )
             self.connection.commit()
         except psycopg2.Error as exc:

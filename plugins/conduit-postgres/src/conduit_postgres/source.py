@@ -6,7 +6,10 @@ the catalog: domains to their base type, arrays to their element type) to Arrow.
 the COPY through a pipe into ``pyarrow.csv.open_csv`` with every column's type given, so nothing is
 inferred and memory is bounded by the read block. Columns the CSV text cannot carry directly are
 converted per batch with Arrow kernels: ``bytea`` from hex, arrays from JSON. With
-``cursor_column`` the rows come in cursor order, past ``cursor_after``.
+``cursor_column`` the rows come in cursor order, past ``cursor_after``. The engine's incremental
+filter (:attr:`ReadRequest.cursor <conduit.connectors.ReadRequest.cursor>`) is pushed down the same
+way: ``WHERE (cursor >= value OR cursor IS NULL) ORDER BY cursor ASC NULLS LAST``, text cursors
+compared and ordered ``COLLATE "C"`` (by code point, as Arrow compares them).
 
 CSV distinguishes NULL (an empty unquoted field) from the empty string (``""``), and the session is
 set to UTC, ISO dates and shortest round-trip floats, so every value arrives exactly.
@@ -125,7 +128,7 @@ class PostgresSource(Source):
     """Reads a table or a query with ``COPY ... TO STDOUT``; see the module docstring."""
 
     options_model = PostgresSourceOptions
-    capabilities = SourceCapabilities(typed=True, declared_columns=False)
+    capabilities = SourceCapabilities(typed=True, declared_columns=False, cursor_pushdown=True)
     options: PostgresSourceOptions
 
     def __init__(self, options: PostgresSourceOptions) -> None:
@@ -189,14 +192,29 @@ class PostgresSource(Source):
             raise ConnectorError(
                 f"{self.where}: asked for columns {request.schema.names}, the result has {[c.name for c in columns]}"
             )
+        pushdown = request.cursor
+        binary_order = False
+        if pushdown is not None:
+            column = next((c for c in columns if c.name == pushdown.column), None)
+            if column is None:
+                raise ConnectorError(
+                    f"{self.where}: the cursor column {shown(pushdown.column)} is not a column of the result "
+                    f"(columns: {', '.join(shown(c.name) for c in columns)})"
+                )
+            binary_order = column.pg.category == "S" and pa.types.is_string(column.arrow_type)
         connection = self._connect()
         query = queries.read_query(
             queries.base_query(self.options),
             [c.expression for c in columns],
             self.options.cursor_column,
             self.options.cursor_after,
+            pushdown,
+            binary_order=binary_order,
         )
-        statement = queries.copy_csv(query).as_string(connection)
+        try:
+            statement = queries.copy_csv(query).as_string(connection)
+        except psycopg2.ProgrammingError as exc:  # a value psycopg2 cannot adapt to a literal
+            raise ConnectorError(f"{self.where}: cannot use the cursor value: {one_line(str(exc))}") from None
         stream = CopyOut(connection, statement)
         finished = False
         try:
@@ -210,9 +228,8 @@ class PostgresSource(Source):
     def _batches(
         self, stream: CopyOut, columns: list[ReadColumn], request: ReadRequest
     ) -> Iterator[SourceBatch]:
-        cursor_index = (
-            request.schema.names.index(self.options.cursor_column) if self.options.cursor_column else None
-        )
+        cursor_column = request.cursor.column if request.cursor is not None else self.options.cursor_column
+        cursor_index = request.schema.names.index(cursor_column) if cursor_column is not None else None
         rows = 0
         cursor_value: Any = None
         for parsed in self._parsed(stream, columns):

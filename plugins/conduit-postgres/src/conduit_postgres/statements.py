@@ -142,6 +142,16 @@ def upsert_state(schema: str) -> sql.Composed:
     ).format(sql.Identifier(schema, STATE_TABLE))
 
 
+def select_state(schema: str) -> sql.Composed:
+    """Parameter: entity. The state as JSON text (parsed by the caller, not by a global typecaster)."""
+    return sql.SQL("SELECT state::text FROM {} WHERE entity = %s").format(sql.Identifier(schema, STATE_TABLE))
+
+
+def delete_state(schema: str) -> sql.Composed:
+    """Parameter: entity."""
+    return sql.SQL("DELETE FROM {} WHERE entity = %s").format(sql.Identifier(schema, STATE_TABLE))
+
+
 def reown_sequence(schema: str, sequence: str, table: TableName, column: str) -> sql.Composed:
     """Make ``table.column`` own the sequence (so dropping the table it came with keeps it)."""
     return sql.SQL("ALTER SEQUENCE {} OWNED BY {}").format(

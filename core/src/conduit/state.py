@@ -1,0 +1,206 @@
+"""Entity state: the incremental watermark, the files already loaded, and the checkpoint of a run
+that has not finished.
+
+The state is one JSON document per entity. Where the destination can store it with the data
+(``DestinationCapabilities.stores_state``: the PostgreSQL ``_conduit_state`` table, the Parquet
+directory's commit record) it is committed in the same transaction or commit record as the rows it
+describes, so a crash at any instant leaves data and state agreeing. Otherwise it lives in the local
+state directory (``.conduit/state/<flow>/<entity>.json``), written right after each commit.
+
+Document (``version`` 1)::
+
+    {"version": 1, "entity": "orders", "cursor": "updated_at",
+     "watermark": "2026-11-01T10:00:00+00:00",      # highest cursor value loaded (JSON form)
+     "boundary": {"<row hash>": 1, ...},            # rows loaded AT the watermark (de-duplication)
+     "files": {"data/a.csv": "1234:1700000000"},     # files loaded in full: path -> version
+     "in_progress": null | {...},                   # the checkpoint of an unfinished run
+     "run_id": "...", "updated_at": "...", "rows_loaded_total": 123}
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from conduit.connectors import Destination
+from conduit.errors import ConnectorError
+from conduit.files import remove_quietly, write_json_atomically
+from conduit.locks import lock_file
+
+STATE_VERSION = 1
+STATE_DIR_ENV = "CONDUIT_STATE_DIR"
+DEFAULT_STATE_DIR = ".conduit"
+
+
+def empty_state(entity: str) -> dict[str, Any]:
+    return {
+        "version": STATE_VERSION,
+        "entity": entity,
+        "cursor": None,
+        "watermark": None,
+        "boundary": {},
+        "files": {},
+        "in_progress": None,
+        "run_id": None,
+        "updated_at": None,
+        "rows_loaded_total": 0,
+    }
+
+
+def normalized(entity: str, stored: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A stored document with every key present (older or partial documents are filled in)."""
+    state = empty_state(entity)
+    if stored:
+        state.update(copy.deepcopy(dict(stored)))
+    return state
+
+
+def state_dir(project_root: Path, override: str | Path | None = None) -> Path:
+    """``--state-dir``, else ``$CONDUIT_STATE_DIR``, else ``<project root>/.conduit``."""
+    chosen = override or os.environ.get(STATE_DIR_ENV)
+    if chosen:
+        path = Path(chosen)
+        return path if path.is_absolute() else (Path.cwd() / path)
+    return project_root / DEFAULT_STATE_DIR
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(name: str) -> str:
+    """A file-name-safe form of a flow or entity name."""
+    cleaned = _UNSAFE.sub("_", name).strip("._") or "_"
+    return cleaned[:120]
+
+
+class StateStore(Protocol):
+    """Where an entity's state is read and written, and its run lock taken."""
+
+    @property
+    def where(self) -> str: ...
+
+    @property
+    def with_data(self) -> bool:
+        """``True``: the destination commits the state with the data (``commit(state)``)."""
+        ...
+
+    def read(self, entity: str) -> dict[str, Any] | None: ...
+
+    def write(self, entity: str, state: Mapping[str, Any] | None) -> None: ...
+
+    def lock(self, entity: str, run_id: str) -> AbstractContextManager[None]: ...
+
+
+@dataclass
+class DestinationStateStore:
+    """State held by the destination itself, committed with the data."""
+
+    destination: Destination
+    where: str
+    with_data: bool = True
+
+    def read(self, entity: str) -> dict[str, Any] | None:
+        return self.destination.read_state(entity)
+
+    def write(self, entity: str, state: Mapping[str, Any] | None) -> None:
+        self.destination.write_state(entity, state)
+
+    def lock(self, entity: str, run_id: str) -> AbstractContextManager[None]:
+        return self.destination.lock(entity)
+
+
+@dataclass
+class LocalStateStore:
+    """State in the local state directory, for destinations that cannot hold it."""
+
+    root: Path
+    flow: str
+    with_data: bool = False
+
+    @property
+    def where(self) -> str:
+        return str(self.root / "state" / safe_name(self.flow))
+
+    def path(self, entity: str) -> Path:
+        return self.root / "state" / safe_name(self.flow) / f"{safe_name(entity)}.json"
+
+    def read(self, entity: str) -> dict[str, Any] | None:
+        import json
+
+        path = self.path(entity)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ConnectorError(f"cannot read the state file {path}: {exc.strerror}") from None
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ConnectorError(
+                f"the state file {path} is not valid JSON ({exc}); fix or remove it"
+            ) from None
+        return data if isinstance(data, dict) else None
+
+    def write(self, entity: str, state: Mapping[str, Any] | None) -> None:
+        path = self.path(entity)
+        if state is None:
+            remove_quietly(str(path))
+        else:
+            write_json_atomically(str(path), dict(state))
+
+    def lock(self, entity: str, run_id: str) -> AbstractContextManager[None]:
+        path = self.root / "locks" / safe_name(self.flow) / f"{safe_name(entity)}.lock"
+        return lock_file(path, f"entity {entity!r}", run_id)
+
+
+def store_for(destination: Destination, label: str, root: Path, flow: str) -> StateStore:
+    """The destination when it stores state, else the local state directory."""
+    if destination.capabilities.stores_state:
+        return DestinationStateStore(destination, label)
+    return LocalStateStore(root, flow)
+
+
+@contextmanager
+def no_lock() -> Iterator[None]:
+    yield
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def describe_state(entity: str, stored: Mapping[str, Any] | None, where: str) -> str:
+    """A short human view of one entity's state, for ``conduit state show``."""
+    if not stored:
+        return f"{entity}: no state (the next run is a first load)   [{where}]"
+    state = normalized(entity, stored)
+    lines = [f"{entity}:   [{where}]"]
+    if state["cursor"]:
+        remembered = sum(int(v) for v in (state["boundary"] or {}).values())
+        lines.append(
+            f"  watermark   {state['cursor']} = {state['watermark']!r} ({remembered} row(s) remembered at it)"
+        )
+    if state["files"]:
+        lines.append(f"  files       {len(state['files'])} loaded in full")
+    progress = state["in_progress"]
+    if progress:
+        at = (
+            f"{progress.get('file')} row {progress.get('row')}"
+            if progress.get("file")
+            else progress.get("mark")
+        )
+        lines.append(
+            f"  INTERRUPTED run {progress.get('run_id')}: {int(progress.get('rows') or 0):,} rows committed, "
+            f"stopped at {at}; continue with `conduit run --resume`"
+        )
+    lines.append(f"  last run    {state['run_id']} at {state['updated_at']}")
+    lines.append(f"  rows loaded {int(state['rows_loaded_total'] or 0):,} in total")
+    return "\n".join(lines)

@@ -1,0 +1,249 @@
+"""The destination's state for each entity, kept in ``<schema>._conduit_state``, and the lock that keeps
+two runs of one entity apart.
+
+State is stored as ``jsonb``, which holds numbers as ``numeric`` and prints them without an exponent:
+``json.dumps`` would write the float ``1e20`` as ``1e+20`` and read it back as the int
+``100000000000000000000``. :func:`state_json` therefore spells every float positionally with a
+fractional part (``100000000000000000000.0``), which ``numeric`` keeps as written, so
+:func:`read_state` returns what was committed (objects may come back with their keys in ``jsonb``'s
+order). A value JSON has no form for is written as its ``str()``, as ``json.dumps(default=str)``
+would; NaN, infinities and NUL characters, which ``jsonb`` cannot hold, are refused.
+
+The lock is a session-level advisory lock, ``pg_try_advisory_lock(hashtext('conduit'),
+hashtext('<schema>.<entity>'))``, taken on a connection of its own that stays open for the run. It
+never waits; the server releases it when that connection closes, which includes the process holding
+it dying (or its connection being cut).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+import psycopg2
+from psycopg2.extensions import connection as Connection
+from psycopg2.extensions import cursor as Cursor
+
+from conduit.errors import ConnectorError
+from conduit_postgres import catalog, statements
+from conduit_postgres.connection import close_quietly, connect
+from conduit_postgres.errors import statement_error
+from conduit_postgres.identifiers import shown
+from conduit_postgres.options import PostgresDestinationOptions
+
+LOCK_NAMESPACE = "conduit"
+"""The first key of every entity lock (``hashtext`` of it), so other advisory locks rarely collide."""
+
+IDLE_SESSION_TIMEOUT_VERSION = 140000
+"""``idle_session_timeout`` (which would end the lock's idle connection) exists from PostgreSQL 14."""
+
+_TRY_LOCK = "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext(%s), pg_catalog.hashtext(%s))"
+_UNLOCK = "SELECT pg_catalog.pg_advisory_unlock(pg_catalog.hashtext(%s), pg_catalog.hashtext(%s))"
+_HOLDER = (
+    "SELECT l.pid, a.usename, pg_catalog.host(a.client_addr), a.backend_start "
+    "FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+    "AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()) "
+    "AND l.classid = pg_catalog.hashtext(%s)::oid AND l.objid = pg_catalog.hashtext(%s)::oid "
+    "AND l.pid IS DISTINCT FROM pg_catalog.pg_backend_pid() "
+    "ORDER BY a.backend_start NULLS LAST LIMIT 1"
+)
+"""The session holding the lock (keys as for ``_TRY_LOCK``): pid, user, client address, connected since.
+Two int4 keys show in ``pg_locks`` as ``classid``/``objid`` (as ``oid``) with ``objsubid`` 2."""
+
+
+# -- the state as JSON ----------------------------------------------------------------------------
+
+
+class _Unstorable(ValueError):
+    pass
+
+
+def state_json(state: Mapping[str, Any], where: str) -> str:
+    """``state`` as JSON text that ``jsonb`` stores and gives back unchanged (see the module docstring)."""
+    try:
+        return _json(dict(state))
+    except _Unstorable as exc:
+        raise ConnectorError(f"{where}: cannot store the state: {exc}") from None
+
+
+def _json(value: Any) -> str:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise _Unstorable(f"{_short(value)} contains a NUL character, which jsonb cannot hold")
+        return json.dumps(value, ensure_ascii=False)
+    if value is None or isinstance(value, bool | int):
+        return json.dumps(value)
+    if isinstance(value, float):
+        return _float(value)
+    if isinstance(value, Mapping):
+        items = (f"{_json(_key(key))}: {_json(item)}" for key, item in value.items())
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_json(item) for item in value) + "]"
+    return _json(str(value))
+
+
+def _key(key: Any) -> str:
+    """An object key as ``json.dumps`` spells it: ``true``, ``null``, ``1``, ``1.5``."""
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, bool | int | float):
+        return json.dumps(key)
+    return str(key)
+
+
+def _float(value: float) -> str:
+    """A float without an exponent and with a fractional part, so ``numeric`` keeps it a float."""
+    text = repr(value)
+    if text in ("nan", "inf", "-inf"):
+        raise _Unstorable(f"the float {text} has no JSON form")
+    if "e" in text or "E" in text:
+        text = format(Decimal(text), "f")
+    return text if "." in text else text + ".0"
+
+
+def _short(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+# -- reading and writing it -----------------------------------------------------------------------
+
+
+def read_state(options: PostgresDestinationOptions, entity: str, where: str) -> dict[str, Any] | None:
+    """The state stored for ``entity``, or ``None`` when there is none (nor any state table)."""
+    target = options.target
+    table = target.sibling(statements.STATE_TABLE)
+    connection = connect(options)
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            if catalog.find_relation(cursor, table) is None:
+                return None
+            cursor.execute(statements.select_state(target.schema), (entity,))
+            row = cursor.fetchone()
+    except psycopg2.Error as exc:
+        raise statement_error(exc, where) from None
+    finally:
+        close_quietly(connection)
+    if row is None:
+        return None
+    value = json.loads(row[0])
+    if not isinstance(value, dict):
+        raise ConnectorError(
+            f"{where}: the state of entity {entity!r} in {table} is not a JSON object: {_short(row[0])}"
+        )
+    return value
+
+
+def write_state(
+    options: PostgresDestinationOptions, entity: str, state: Mapping[str, Any] | None, where: str
+) -> None:
+    """Replace ``entity``'s state (``None``: delete it) in a transaction of its own, creating the
+    schema (with ``create_table``) and the state table when needed."""
+    payload = None if state is None else state_json(state, where)
+    target = options.target
+    table = target.sibling(statements.STATE_TABLE)
+    connection = connect(options)
+    try:
+        with connection.cursor() as cursor:
+            if payload is None:
+                if catalog.find_relation(cursor, table) is not None:
+                    cursor.execute(statements.delete_state(target.schema), (entity,))
+            else:
+                if not catalog.schema_exists(cursor, target.schema):
+                    if not options.create_table:
+                        raise ConnectorError(
+                            f"{where}: schema {shown(target.schema)} does not exist (and create_table is false)"
+                        )
+                    cursor.execute(statements.create_schema(target.schema))
+                if catalog.find_relation(cursor, table) is None:
+                    cursor.execute(statements.create_state_table(target.schema))
+                cursor.execute(statements.upsert_state(target.schema), (entity, payload, None))
+        connection.commit()
+    except psycopg2.Error as exc:
+        raise statement_error(exc, where) from None
+    finally:
+        close_quietly(connection)  # without a commit, the transaction is rolled back
+
+
+# -- the lock -------------------------------------------------------------------------------------
+
+
+def lock_keys(options: PostgresDestinationOptions, entity: str) -> tuple[str, str]:
+    """The texts whose ``hashtext`` are the lock's two keys."""
+    return LOCK_NAMESPACE, f"{options.target.schema}.{entity}"
+
+
+@contextmanager
+def entity_lock(options: PostgresDestinationOptions, entity: str, where: str) -> Iterator[None]:
+    """Hold ``entity``'s lock for the block, or raise :class:`ConnectorError` at once, naming the
+    session that holds it."""
+    keys = lock_keys(options, entity)
+    connection = connect(options)
+    try:
+        connection.autocommit = True  # a session lock; no transaction left open for the run
+        with connection.cursor() as cursor:
+            if connection.server_version >= IDLE_SESSION_TIMEOUT_VERSION:
+                cursor.execute("SET idle_session_timeout = 0")
+            holder = _take(cursor, keys)
+    except psycopg2.Error as exc:
+        close_quietly(connection)
+        raise statement_error(exc, where) from None
+    except BaseException:
+        close_quietly(connection)
+        raise
+    if holder is not None:
+        close_quietly(connection)
+        raise ConnectorError(
+            f"{where}: entity {entity!r} is being loaded by another run "
+            f"({holder}; wait for it to finish or stop it)"
+        )
+    try:
+        yield
+    finally:
+        _release(connection, keys)
+
+
+def _take(cursor: Cursor, keys: tuple[str, str]) -> str | None:
+    """``None`` once the lock is held, else who holds it. A holder that lets go between the attempt
+    and the look-up is tried again."""
+    for _ in range(3):
+        cursor.execute(_TRY_LOCK, keys)
+        row = cursor.fetchone()
+        if row is not None and row[0]:
+            return None
+        cursor.execute(_HOLDER, keys)
+        holder = cursor.fetchone()
+        if holder is not None:
+            return _describe_holder(holder)
+    return "held by another PostgreSQL session"
+
+
+def _describe_holder(row: tuple[Any, ...]) -> str:
+    pid, user, client, since = row
+    text = f"held by PostgreSQL backend pid {pid}"
+    details = [f"{label} {value}" for label, value in (("user", user), ("client", client)) if value]
+    if details:
+        text += f" ({', '.join(details)})"
+    if isinstance(since, dt.datetime):
+        if since.tzinfo is not None:
+            since = since.astimezone(dt.UTC)
+        text += f", connected since {since:%Y-%m-%d %H:%M:%S} UTC"
+    return text
+
+
+def _release(connection: Connection, keys: tuple[str, str]) -> None:
+    """Unlock (so the next run sees it free at once), then close; never raises. Closing alone
+    releases it too, but the server may notice a moment later."""
+    try:
+        if not connection.closed:
+            with connection.cursor() as cursor:
+                cursor.execute(_UNLOCK, keys)
+    except psycopg2.Error:
+        pass
+    close_quietly(connection)
