@@ -158,6 +158,16 @@ def test_incremental_loads_exactly_the_new_rows_including_rows_at_the_old_mark(
     assert listed.returncode == 0, listed.stderr
     runs = json.loads(listed.stdout)
     assert [r["totals"]["rows_loaded"] for r in runs[:4]] == [0, 0, 503, 1_000]
+    # every manifest the CLI wrote validates against the documented JSON Schema
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((Path(__file__).resolve().parents[1] / "docs" / "manifest.schema.json").read_text())
+    written = sorted((tmp_path / ".conduit" / "runs").glob("*.json"))
+    assert len(written) >= 4
+    for path in written:
+        jsonschema.validate(json.loads(path.read_text()), schema)
+    shown = run_cli("runs", "show", runs[2]["run_id"][:18], cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "503" in shown.stdout
 
 
 def test_a_plain_run_after_an_interruption_refuses_and_resume_continues(tmp_path: Path) -> None:
@@ -263,3 +273,21 @@ def test_full_refresh_ignores_state_and_state_reset_set(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     shown = run_cli("state", "show", "events", "--flow", flow, cwd=tmp_path)
     assert "no state" in shown.stdout
+
+
+def test_null_cursor_values_fail_by_default_and_skip_when_asked(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_text(
+        "id,name,amount,updated_at\n1,a,1,2026-01-01T00:00:00+00:00\n2,b,2,\n3,c,3,2026-01-02T00:00:00+00:00\n"
+    )
+    flow = _parquet_flow(tmp_path)
+    failed = run_cli("run", flow, cwd=tmp_path)
+    assert failed.returncode == 1
+    assert "cursor column 'updated_at' is NULL" in failed.stderr and "row 2" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert not (tmp_path / "out" / "events").exists() or parquet_summary(tmp_path / "out" / "events")[0] == 0
+    flow.write_text(flow.read_text().replace("{cursor: updated_at}", "{cursor: updated_at, on_null: skip}"))
+    loaded = _run(flow, tmp_path)
+    assert (loaded["rows_loaded"], loaded["rows_null_cursor"]) == (2, 1)
+    again = _run(flow, tmp_path)
+    assert again["rows_loaded"] == 0

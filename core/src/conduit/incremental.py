@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -145,44 +144,45 @@ class CursorWindow:
         self.remaining = Counter(self.boundary_in)
 
     def apply(self, batch: pa.RecordBatch, locate: Callable[[int], DataLocation]) -> Outcome:
-        """Keep the rows this run must load."""
+        """Keep the rows this run must load (vectorised; per-row work only for rows at the mark)."""
         column = batch.column(self.column)
-        keep: np.ndarray | None = None
+        keep: pa.BooleanArray | None = None
         skipped_null = 0
         if column.null_count:
-            valid = pc.is_valid(column).to_numpy(zero_copy_only=False)
+            valid = pc.is_valid(column)
             if self.on_null == "fail":
-                row = int(np.argmin(valid))
                 raise DataError(
                     f"{self.where}: the cursor column {self.column!r} is NULL; an incremental load cannot "
                     "place this row (set incremental.on_null: skip to leave such rows out)",
-                    locate(row),
+                    locate(pc.index(valid, False).as_py()),
                 )
             skipped_null = int(column.null_count)
             keep = valid
         dropped = 0
         if self._mark_scalar is not None:
-            at_or_past = pc.fill_null(pc.greater_equal(column, self._mark_scalar), False).to_numpy(
-                zero_copy_only=False
-            )
-            at_or_past = at_or_past.copy()
+            wanted = pc.fill_null(pc.greater_equal(column, self._mark_scalar), False)
             if self.dedup and self.remaining:
-                equal = pc.fill_null(pc.equal(column, self._mark_scalar), False)
-                indices = pc.indices_nonzero(equal)
+                indices = pc.indices_nonzero(pc.fill_null(pc.equal(column, self._mark_scalar), False))
+                drops = []
                 if len(indices):
                     for index, digest in zip(
                         indices.to_pylist(), row_hashes(batch, indices, self.key_columns), strict=True
                     ):
                         if self.remaining[digest] > 0:
                             self.remaining[digest] -= 1
-                            at_or_past[index] = False
-            wanted = at_or_past if keep is None else (at_or_past & keep)
-            before = int(keep.sum()) if keep is not None else len(wanted)
-            dropped = before - int(wanted.sum())
+                            drops.append(index)
+                if drops:
+                    positions = pa.array(range(batch.num_rows), pa.int64())
+                    seen = pc.is_in(positions, value_set=pa.array(drops, pa.int64()))
+                    wanted = pc.and_(wanted, pc.invert(seen))
+            if keep is not None:
+                wanted = pc.and_(wanted, keep)
+            before = batch.num_rows - skipped_null
+            dropped = before - wanted.true_count
             keep = wanted
         if keep is None:
             return Outcome(batch)
-        kept = batch.filter(pa.array(keep)) if not keep.all() else batch
+        kept = batch if keep.true_count == batch.num_rows else batch.filter(keep)
         return Outcome(kept, dropped, skipped_null)
 
     def observe(self, batch: pa.RecordBatch) -> None:
