@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from csv_to_parquet import REPO_ROOT, BenchmarkFailure, Side, ensure_csv, rows_label
-from postgres import COLUMNS, DSN, TABLE, create_table, pairs, psql, report
+from postgres import COLUMNS, DSN, TABLE, count_checker, create_table, pairs, psql, report, truncate
 
 
 def main() -> int:
@@ -41,14 +41,6 @@ def main() -> int:
         flows[name] = flow
     create_table()
 
-    def truncate() -> None:
-        psql(f"TRUNCATE {TABLE}")
-
-    def check_count() -> None:
-        count = int(psql(f"SELECT count(*) FROM {TABLE}"))
-        if count != args.rows:
-            raise BenchmarkFailure(f"{TABLE} holds {count:,} rows after a load, expected {args.rows:,}")
-
     python = sys.executable
     nothing = out / "checkpoints-nothing"
     sides = [
@@ -56,7 +48,7 @@ def main() -> int:
         Side("checkpoints off", [python, "-m", "conduit", "run", str(flows["off"]), "-q"], nothing),
     ]
     print(f"CSV -> PostgreSQL, checkpoints on vs off, {args.pairs} pairs:")
-    runs = pairs(sides, args.pairs, before=truncate, after=check_count)
+    runs = pairs(sides, args.pairs, before=truncate, after=count_checker(args.rows))
     report("Checkpoint overhead", runs, "commit_every=default", "checkpoints off", args.rows)
     psql(f"DROP TABLE {TABLE}; DELETE FROM _conduit_state WHERE entity = 'orders'")
     return 0

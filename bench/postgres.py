@@ -24,6 +24,7 @@ import os
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from csv_to_parquet import REPO_ROOT, BenchmarkFailure, Run, Side, ensure_csv, rows_label, run_measured
@@ -59,6 +60,21 @@ def psql(sql: str) -> str:
 def create_table() -> None:
     columns = ", ".join(f"{name} {pg_type}" for name, (pg_type, _) in COLUMNS.items())
     psql(f"DROP TABLE IF EXISTS {TABLE}; CREATE TABLE {TABLE} ({columns})")
+
+
+def truncate() -> None:
+    psql(f"TRUNCATE {TABLE}")
+
+
+def count_checker(rows: int) -> Callable[[], None]:
+    """After a load: the table holds exactly ``rows`` rows, else the benchmark fails."""
+
+    def check() -> None:
+        count = int(psql(f"SELECT count(*) FROM {TABLE}"))
+        if count != rows:
+            raise BenchmarkFailure(f"{TABLE} holds {count:,} rows after a load, expected {rows:,}")
+
+    return check
 
 
 def write_flows(out: Path, csv_path: Path, label: str) -> tuple[Path, Path, Path]:
@@ -132,14 +148,6 @@ def main() -> int:
     create_table()
     python = sys.executable
 
-    def truncate() -> None:
-        psql(f"TRUNCATE {TABLE}")
-
-    def check_count() -> None:
-        count = int(psql(f"SELECT count(*) FROM {TABLE}"))
-        if count != args.rows:
-            raise BenchmarkFailure(f"{TABLE} holds {count:,} rows after a load, expected {args.rows:,}")
-
     print(f"CSV -> PostgreSQL ({DSN}), {args.pairs} pairs:")
     load_sides = [
         Side("conduit", [python, "-m", "conduit", "run", str(load), "--quiet"], out / "pg-load-nothing"),
@@ -149,7 +157,7 @@ def main() -> int:
             out / "pg-load-nothing",
         ),
     ]
-    load_runs = pairs(load_sides, args.pairs, before=truncate, after=check_count)
+    load_runs = pairs(load_sides, args.pairs, before=truncate, after=count_checker(args.rows))
     report("CSV -> PostgreSQL", load_runs, "conduit", "psql \\copy", args.rows)
 
     print(f"PostgreSQL -> file, {args.pairs} pairs:")

@@ -164,10 +164,6 @@ class _Silent:
         pass
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
@@ -201,7 +197,7 @@ def run_flow(
                 f"the flow has: {', '.join(flow.entities)}"
             )
     selected = [plan for name, plan in flow.entities.items() if not entities or name in entities]
-    result = RunResult(run_id or new_run_id(), str(flow.path), _now())
+    result = RunResult(run_id or new_run_id(), str(flow.path), now())
     notify = listener or _Silent()
     chosen = options or RunOptions()
     if chosen.state_dir is None:
@@ -211,7 +207,7 @@ def run_flow(
         entity_result = run_entity(plan, registry, result.run_id, notify, chosen)
         result.entities.append(entity_result)
         notify.entity_finished(entity_result)
-    result.finished_at = _now()
+    result.finished_at = now()
     return result
 
 
@@ -230,7 +226,7 @@ def run_entity(
         destination=plan.destination.type,
         mode=plan.mode,
         checks=[CheckResult(check.describe(), check.options.action) for check in plan.checks],
-        started_at=_now(),
+        started_at=now(),
     )
     started = time.perf_counter()
     try:
@@ -246,7 +242,7 @@ def run_entity(
         result.debug = traceback.format_exc()
     finally:
         result.seconds = time.perf_counter() - started
-        result.finished_at = _now()
+        result.finished_at = now()
     return result
 
 
@@ -538,13 +534,7 @@ class _Load:
             else:
                 progress["mark"], progress["boundary_in"] = to_json(window.mark), dict(window.remaining)
             progress["run_max"], progress["run_boundary"] = to_json(window.run_max), dict(window.run_boundary)
-        state = dict(self.prior)
-        state.update(
-            in_progress=progress,
-            run_id=self.run_id,
-            updated_at=now(),
-            rows_loaded_total=int(self.prior.get("rows_loaded_total") or 0) + self.result.rows_loaded,
-        )
+        state = self._stamped(dict(self.prior), progress)
         session.commit(state)
         session.committed = True
         self._after_commit(state)
@@ -562,13 +552,17 @@ class _Load:
             files = {} if self.options.full_refresh else dict(self.prior.get("files") or {})
             files.update(self.files_done)
             state["files"] = files
+        self.final_state = self._stamped(state, None)
+        return self.final_state
+
+    def _stamped(self, state: dict[str, Any], progress: dict[str, Any] | None) -> dict[str, Any]:
+        """``state`` marked as written by this run, with its checkpoint (``None``: finished)."""
         state.update(
-            in_progress=None,
+            in_progress=progress,
             run_id=self.run_id,
             updated_at=now(),
             rows_loaded_total=int(self.prior.get("rows_loaded_total") or 0) + self.result.rows_loaded,
         )
-        self.final_state = state
         return state
 
     def _after_commit(self, state: dict[str, Any]) -> None:

@@ -20,10 +20,11 @@ Document (``version`` 1)::
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,8 +133,6 @@ class LocalStateStore:
         return self.root / "state" / safe_name(self.flow) / f"{safe_name(entity)}.json"
 
     def read(self, entity: str) -> dict[str, Any] | None:
-        import json
-
         path = self.path(entity)
         try:
             text = path.read_text(encoding="utf-8")
@@ -166,11 +165,6 @@ def store_for(destination: Destination, label: str, root: Path, flow: str) -> St
     if destination.capabilities.stores_state:
         return DestinationStateStore(destination, label)
     return LocalStateStore(root, flow)
-
-
-@contextmanager
-def no_lock() -> Iterator[None]:
-    yield
 
 
 def now() -> str:
