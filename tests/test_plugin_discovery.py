@@ -71,7 +71,15 @@ def test_builtins_and_csv_are_listed() -> None:
     assert plugins["jsonl"]["destinations"] == ["jsonl"]
     assert plugins["csv"]["distribution"] == "conduit-csv"
     assert plugins["csv"]["sources"] == ["csv"] and plugins["csv"]["destinations"] == ["csv"]
-    assert plugins["checks"]["checks"] == ["not_null"]
+    assert sorted(plugins["checks"]["checks"]) == [
+        "enum",
+        "expression",
+        "length",
+        "not_null",
+        "range",
+        "regex",
+        "unique",
+    ]
     text = run_cli("plugins")
     assert text.returncode == 0
     assert "conduit-csv" in text.stdout and "source: csv; destination: csv" in text.stdout

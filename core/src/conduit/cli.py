@@ -31,10 +31,12 @@ from conduit.config.profiles import (
     profiles_dir_for,
 )
 from conduit.connectors import Destination
-from conduit.errors import ConduitError, ConfigError
+from conduit.dlq import DeadLetterQueue, dlq_root
+from conduit.errors import ConduitError, ConfigError, DataLocation
 from conduit.incremental import from_json, to_json
 from conduit.plugins import Registry, core_version, load_registry
 from conduit.progress import TerminalProgress, summary
+from conduit.replay import replay_entity
 from conduit.run import RunOptions, RunResult, new_run_id, run_flow
 from conduit.scaffold import scaffold
 from conduit.secrets import REDACTOR, mask_json, register_environment
@@ -362,6 +364,188 @@ def state_reset(
     with store.lock(plan.name, "state-reset"):
         store.write(plan.name, None)
     echo(f"{entity}: state reset")
+
+
+@cli.group()
+def dlq() -> None:
+    """Inspect, replay and purge rows that were rejected rather than loaded (the dead-letter queue)."""
+
+
+def _queue(plan: EntityPlan, root: Path) -> DeadLetterQueue:
+    return DeadLetterQueue(dlq_root(root, plan.rows.dlq_path), plan.flow, plan.name, plan.rows.dlq_format)
+
+
+@dlq.command(name="list")
+@flow_options
+@click.option("--json", "as_json", is_flag=True, help="Print the summaries as JSON.")
+@click.pass_context
+def dlq_list(
+    ctx: click.Context,
+    flow: Path,
+    env: str | None,
+    profiles_dir: Path | None,
+    state_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Rejected rows per entity: how many, from which runs, for which reasons."""
+    project, plans = _plans(ctx, flow, None, env, profiles_dir)
+    root = state_dir_for(project.root, state_dir)
+    summaries = [_queue(plan, root).summary() for plan in plans]
+    if as_json:
+        echo(json.dumps(mask_json([s.to_json() for s in summaries]), indent=2))
+        return
+    shown = [s for s in summaries if s.rows]
+    if not shown:
+        echo("no rejected rows")
+        return
+    for item in shown:
+        reasons = ", ".join(f"{reason} {count:,}" for reason, count in item.reasons.most_common())
+        echo(
+            f"{item.entity}: {item.rows:,} rows from {len(item.runs)} run(s), last {item.last_at} "
+            f"({reasons})\n  {item.directory}"
+        )
+
+
+def _masked_values(values: Any, secret: tuple[str, ...]) -> Any:
+    if not isinstance(values, dict) or not secret:
+        return values
+    return {k: ("***" if k in secret and v is not None else v) for k, v in values.items()}
+
+
+@dlq.command(name="show")
+@click.argument("entity")
+@flow_options
+@click.option("--run", "run", help="Only rows rejected by this run (an id or a unique prefix).")
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
+@click.pass_context
+def dlq_show(
+    ctx: click.Context,
+    entity: str,
+    flow: Path,
+    env: str | None,
+    profiles_dir: Path | None,
+    state_dir: Path | None,
+    run: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Show ENTITY's rejected rows with why (oldest first); values of secret_columns as ***."""
+    project, (plan,) = _plans(ctx, flow, entity, env, profiles_dir)
+    queue = _queue(plan, state_dir_for(project.root, state_dir))
+    secret = plan.rows.secret_columns
+    records = []
+    for record in queue.records(run):
+        record["values"] = _masked_values(record.get("values"), secret)
+        if secret and record.get("raw") is not None:
+            record["raw"] = "*** (raw record hidden: the entity has secret_columns)"
+        records.append(record)
+        if len(records) >= limit:
+            break
+    if as_json:
+        echo(json.dumps(mask_json(records), indent=2))
+        return
+    if not records:
+        echo(f"{entity}: no rejected rows" + (f" from run {run}" if run else ""))
+        return
+    for number, record in enumerate(records, start=1):
+        place = str(DataLocation(file=record.get("file"), line=record.get("line"), row=record.get("row")))
+        echo(
+            f"#{number} {place or '(no location)'} | {record.get('rule')}: {record.get('reason')} | "
+            f"run {record.get('run_id')}\n  {record.get('message')}"
+        )
+        if record.get("values") is not None:
+            echo(f"  values: {json.dumps(record['values'], ensure_ascii=False)}")
+        if record.get("raw") is not None:
+            echo(f"  raw: {record['raw']!r}")
+
+
+@dlq.command(name="replay")
+@click.argument("entity")
+@flow_options
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_context
+def dlq_replay(
+    ctx: click.Context,
+    entity: str,
+    flow: Path,
+    env: str | None,
+    profiles_dir: Path | None,
+    state_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Load ENTITY's rejected rows again through the current config and checks; loaded rows leave
+    the queue, rows that still fail stay."""
+    project, (plan,) = _plans(ctx, flow, entity, env, profiles_dir)
+    root = state_dir_for(project.root, state_dir)
+    owner = next(f for f in project.flows if plan.name in f.entities and f.entities[plan.name] is plan)
+    run_id = new_run_id()
+    record = manifest.start_manifest(run_id, [owner], env=project.profile.env, command=sys.argv[1:])
+    _write_manifest(root, record)
+    outcome = replay_entity(plan, _registry(ctx), root, run_id)
+    result = RunResult(run_id, str(owner.path), record["started_at"], now(), [outcome.entity])
+    _write_manifest(root, manifest.finish_manifest(record, [result]))
+    for warning in outcome.entity.warnings:
+        echo(f"warning: [{entity}] {warning}", err=True)
+    if as_json:
+        payload = {
+            "run_id": run_id,
+            "entity": entity,
+            "status": outcome.entity.status,
+            "replayed": outcome.replayed,
+            "still_rejected": outcome.still_rejected,
+            "without_values": outcome.without_values,
+            "reasons": outcome.reasons or {},
+            "error": outcome.entity.error,
+        }
+        echo(json.dumps(mask_json(payload), indent=2))
+    if outcome.entity.error:
+        echo(f"error: [{entity}] {outcome.entity.error}", err=True)
+        ctx.exit(1)
+    if not as_json:
+        parts = [f"{entity}: {outcome.replayed:,} rows replayed into the destination"]
+        if outcome.still_rejected:
+            reasons = ", ".join(f"{k} {v:,}" for k, v in sorted((outcome.reasons or {}).items()))
+            parts.append(f"{outcome.still_rejected:,} still rejected and kept in the queue ({reasons})")
+        if outcome.without_values:
+            parts.append(
+                f"{outcome.without_values:,} malformed records kept (no values to replay: fix the file "
+                "and load it again)"
+            )
+        echo("; ".join(parts) + f" (run {run_id})")
+
+
+@dlq.command(name="purge")
+@click.argument("entity")
+@flow_options
+@click.option("--run", "run", help="Only the rows rejected by this run (an id or a unique prefix).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def dlq_purge(
+    ctx: click.Context,
+    entity: str,
+    flow: Path,
+    env: str | None,
+    profiles_dir: Path | None,
+    state_dir: Path | None,
+    run: str | None,
+    yes: bool,
+) -> None:
+    """Delete ENTITY's rejected rows (all, or one run's) for good."""
+    project, (plan,) = _plans(ctx, flow, entity, env, profiles_dir)
+    root = state_dir_for(project.root, state_dir)
+    queue = _queue(plan, root)
+    what = f"the rejected rows of {entity!r}" + (f" from run {run}" if run else "")
+    if not yes and not sys.stdin.isatty():
+        echo(f"error: purging {what} needs confirmation; pass --yes to purge without asking", err=True)
+        ctx.exit(1)
+    if not yes and not click.confirm(f"Delete {what}? They cannot be replayed afterwards", default=False):
+        echo("not purged", err=True)
+        ctx.exit(1)
+    _, store = _store(plan, root)
+    with store.lock(plan.name, "dlq-purge"):
+        count = queue.purge(run)
+    echo(f"{entity}: {count:,} rejected rows purged")
 
 
 def _runs_root(project_dir: Path, state_dir: Path | None) -> Path:

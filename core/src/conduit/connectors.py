@@ -28,6 +28,9 @@ from conduit.errors import ConnectorError
 
 WriteMode = Literal["append", "replace", "merge"]
 WRITE_MODES: tuple[WriteMode, ...] = ("append", "replace", "merge")
+ErrorPolicy = Literal["fail", "dlq"]
+"""What happens to a row that cannot be read or converted without loss: ``fail`` the entity with a
+located error, or divert the row to the dead-letter queue (``dlq``) and go on."""
 
 
 def _resolve_local_path(value: str, info: ValidationInfo) -> str:
@@ -76,6 +79,10 @@ class SourceCapabilities:
     declared_columns: bool = False
     cursor_pushdown: bool = False
     file_positions: bool = False
+    rejects_rows: bool = False
+    """With :attr:`ReadRequest.on_error` ``"dlq"`` the source does not fail on a malformed row or a
+    value that does not convert to its column's type: it leaves the row out of the batch and reports
+    it in :attr:`SourceBatch.rejected` (see :func:`conduit.coerce.coerce_batch`)."""
 
 
 @dataclass(frozen=True)
@@ -99,14 +106,43 @@ class DestinationCapabilities:
 
 
 @dataclass(frozen=True)
+class Rejected:
+    """One input row a source could not turn into a row of the schema.
+
+    ``row``: the 1-based number of the data row in its file (counting rejected rows too), ``line``:
+    the physical line where the record starts, when known. ``rule``: what rejected it (``parse`` for a
+    malformed record, ``coerce`` for a value that does not convert, ``utf8`` for undecodable text);
+    ``reason``: a stable code (``field_count``, ``not_a_number``, ``overflow``, ``precision_loss``,
+    ``bad_date``, ``bad_timestamp``, ``missing_offset``, ``bad_boolean``, ``invalid_utf8``...);
+    ``message``: one readable sentence; ``column``: the column at fault, when one is.
+    ``values``: the row's original values by column name (text as it was in the file) or ``None``
+    when the record could not be split into columns; ``raw``: the raw record text, when known.
+    """
+
+    row: int | None
+    line: int | None
+    rule: str
+    reason: str
+    message: str
+    column: str | None = None
+    values: Mapping[str, Any] | None = None
+    raw: str | None = None
+
+
+@dataclass(frozen=True)
 class SourceBatch:
     """One batch from a source and the position reached after it.
 
     ``position`` is a small JSON-serialisable mapping, e.g. ``{"file": "a.csv", "row": 65536}``.
+    With ``file_positions``, ``row`` counts every data row consumed from the file so far, the
+    ``rejected`` ones included, so ``position["row"]`` moves on by ``data.num_rows + len(rejected)``.
+    ``rejected``: the rows of this stretch of input left out of ``data`` (only with
+    ``ReadRequest.on_error == "dlq"``).
     """
 
     data: pa.RecordBatch
     position: Mapping[str, Any] = field(default_factory=dict)
+    rejected: tuple[Rejected, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,6 +160,9 @@ class ReadRequest:
     skip_files: Mapping[str, str] = field(default_factory=dict)
     """Files already loaded, ``path -> version`` (see :func:`conduit.files.file_version`): a source
     with ``file_positions`` does not read a file whose version still matches."""
+    on_error: ErrorPolicy = "fail"
+    """The entity's ``on_error``. A source with ``rejects_rows`` honours ``"dlq"`` by reporting bad
+    rows in :attr:`SourceBatch.rejected` instead of raising; any other source raises as usual."""
 
 
 @dataclass(frozen=True)

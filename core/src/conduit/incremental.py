@@ -122,6 +122,8 @@ class Outcome:
     dropped_loaded: int = 0
     """Rows already loaded (below the watermark, or at it and remembered)."""
     skipped_null: int = 0
+    kept: pa.BooleanArray | None = None
+    """The mask of the input rows that were kept (``None``: all of them)."""
 
 
 @dataclass
@@ -182,8 +184,9 @@ class CursorWindow:
             keep = wanted
         if keep is None:
             return Outcome(batch)
-        kept = batch if keep.true_count == batch.num_rows else batch.filter(keep)
-        return Outcome(kept, dropped, skipped_null)
+        if keep.true_count == batch.num_rows:
+            return Outcome(batch, dropped, skipped_null)
+        return Outcome(batch.filter(keep), dropped, skipped_null, keep)
 
     def observe(self, batch: pa.RecordBatch) -> None:
         """Advance the run's high-water mark over rows that were loaded."""

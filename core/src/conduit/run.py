@@ -1,30 +1,33 @@
-"""The pipeline for one flow: read -> check -> (schema policy) -> write -> commit, per entity.
+"""The pipeline for one flow: read -> coerce -> check -> (schema policy) -> write -> commit, per entity.
 
 Each entity streams ``RecordBatch``es from its source into a destination load session. Reading runs
 one step ahead in a background thread (a bounded queue of ``READ_AHEAD`` batches) so parsing the next
 batch overlaps writing this one; memory stays bounded by the batch size times that small depth, never
 by the input size. An entity either commits everything it read or aborts, leaving its target as it
 was. A failing entity does not stop the others; the run's status says how it went.
+
+Rows that are not loaded (a source's ``on_error: dlq`` rejects, checks with ``action: dlq``) go to
+the entity's dead-letter queue (:mod:`conduit.dlq`) with the same commit as the good rows; see
+:mod:`conduit.rejects`.
 """
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import time
 import traceback
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from conduit.checks import Check
 from conduit.config.flow import EntityPlan, Flow
 from conduit.connectors import (
     CursorFilter,
@@ -36,10 +39,12 @@ from conduit.connectors import (
     WriteMode,
     WriteRequest,
 )
-from conduit.errors import ConduitError, ConfigError, ConnectorError, DataError, DataLocation, SchemaError
+from conduit.dlq import DeadLetterQueue, dlq_root
+from conduit.errors import ConduitError, ConfigError, ConnectorError, SchemaError
 from conduit.files import file_version
 from conduit.incremental import CursorWindow, counter, from_json, lookback_delta, to_json, window_state
 from conduit.plugins import Registry
+from conduit.rejects import CheckResult, Rejections, RowMap
 from conduit.schema import diff_schemas
 from conduit.state import DEFAULT_STATE_DIR, StateStore, normalized, now, store_for
 
@@ -47,15 +52,6 @@ READ_AHEAD = 2
 
 EntityStatus = Literal["success", "failed"]
 RunStatus = Literal["success", "partial", "failed"]
-
-
-@dataclass
-class CheckResult:
-    check: str
-    action: str
-    rows_evaluated: int = 0
-    rows_failed: int = 0
-    first_failure: str | None = None
 
 
 @dataclass
@@ -87,6 +83,10 @@ class EntityResult:
     resumed_from: str | None = None
     full_refresh: bool = False
     state_store: str = ""
+    rejections: dict[str, int] = field(default_factory=dict)
+    """Rejected rows by ``rule:reason`` (``coerce:not_a_number``, ``range(amount, max=100):check_failed``)."""
+    dlq: str | None = None
+    """The entity's dead-letter directory, when a row was sent there."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -111,6 +111,8 @@ class EntityResult:
             "resumed_from": self.resumed_from,
             "full_refresh": self.full_refresh,
             "state_store": self.state_store,
+            "rejections": dict(self.rejections),
+            "dlq": self.dlq,
             "error": self.error,
             "checks": [vars(c) for c in self.checks],
             "warnings": self.warnings,
@@ -268,6 +270,10 @@ def _move(
         result.state_store = "destination" if store.with_data else store.where
         with store.lock(plan.name, run_id):
             state = normalized(plan.name, store.read(plan.name))
+            dlq = DeadLetterQueue(
+                dlq_root(root, plan.rows.dlq_path), plan.flow, plan.name, plan.rows.dlq_format
+            )
+            result.warnings.extend(dlq.recover(state.get("run_id"), state.get("commit_seq")))
             _Load(
                 plan,
                 registry,
@@ -281,6 +287,7 @@ def _move(
                 store,
                 schema,
                 state,
+                dlq,
             ).run()
     finally:
         source.close()
@@ -310,8 +317,19 @@ class _Load:
         store: StateStore,
         schema: pa.Schema,
         state: dict[str, Any],
+        dlq: DeadLetterQueue,
     ) -> None:
         self.plan, self.registry, self.run_id, self.listener = plan, registry, run_id, listener
+        self.checks = tuple(type(check)(check.options) for check in plan.checks)  # fresh run state
+        self.rejections = Rejections(
+            dlq,
+            run_id,
+            plan.name,
+            plan.flow,
+            secret_columns=plan.rows.secret_columns,
+            max_rejected=plan.rows.max_rejected,
+            max_rejected_ratio=plan.rows.max_rejected_ratio,
+        )
         self.result, self.started, self.options = result, started, options
         self.source, self.destination, self.store, self.schema = source, destination, store, schema
         self.where = f"entity {plan.name!r}"
@@ -421,16 +439,28 @@ class _Load:
         cursor = None
         if self.window is not None:
             cursor = CursorFilter(self.window.column, self.window.mark, inclusive=True)
-        request = ReadRequest(plan.name, self.schema, plan.batch_size, cursor, dict(self.skip_files))
+        request = ReadRequest(
+            plan.name, self.schema, plan.batch_size, cursor, dict(self.skip_files), plan.rows.on_error
+        )
         self.seq = self.commits_before
+        self.committed_rows: tuple[int, int] = (0, 0)
+        self.committed_reasons: dict[str, int] = {}
         session = self._open()
         self.rows_in_commit = 0
         current: tuple[str, str | None] | None = None
         position: dict[str, Any] = {}
         try:
             for item in _read_ahead(self.source.read(request), READ_AHEAD):
-                batch = _conform(item.data, self.schema, plan)
+                batch: pa.RecordBatch | None = _conform(item.data, self.schema, plan)
+                assert batch is not None
                 position = dict(item.position)
+                rejected = list(item.rejected)
+                end = position.get("row")
+                consumed = batch.num_rows + len(rejected)
+                file_name = str(position["file"]) if position.get("file") is not None else None
+                rows = RowMap(
+                    file_name, end - consumed if isinstance(end, int) else None, (r.row for r in rejected)
+                )
                 if self.positional:
                     file = str(position.get("file"))
                     version = position.get("version") or file_version(file)
@@ -438,44 +468,82 @@ class _Load:
                         if current is not None:
                             self.files_done[current[0]] = current[1] or ""
                         current = (file, version)
-                    batch = self._resume_slice(batch, file, version, position)
+                    batch, rejected = self._resume_slice(batch, rejected, rows, file, version, position)
                     if batch is None:
                         continue
+                if rejected:
+                    result.rows_read += len(rejected)
+                    self.rejections.from_source(file_name, rejected)
+                    self.rows_in_commit += len(rejected)
                 if self.window is not None:
-                    outcome = self.window.apply(batch, _locator(item, batch.num_rows))
+                    outcome = self.window.apply(batch, rows.location)
                     result.rows_skipped += outcome.dropped_loaded
                     result.rows_null_cursor += outcome.skipped_null
                     batch = outcome.batch
+                    rows.keep(outcome.kept)
                 if batch.num_rows:
-                    self._load_batch(session, batch, item, target_schema)
+                    self._load_batch(session, batch, rows, target_schema)
+                self._after_batch()
                 if self.checkpoints and self.rows_in_commit >= plan.commit_every:
                     session = self._checkpoint(session, current, position)
             if current is not None:
                 self.files_done[current[0]] = current[1] or ""
-            session.commit(self._final_state())
-            session.committed = True
-            self._after_commit(self.final_state)
+            self.rejections.check_ratio(self.where, result.rows_read)
+            self._commit(session, self._final_state())
         except BaseException:
             session.abort()
+            self.rejections.aborted(self.seq)
+            # What the entity reports is what it committed: rows of the aborted session were neither
+            # loaded nor rejected, and are read again by the next (resumed) run.
+            result.rows_loaded, result.rows_rejected = self.committed_rows
+            result.rows_read = sum(self.committed_rows)
+            result.rejections = dict(self.committed_reasons)
             raise
         result.watermark_after = self.final_state.get("watermark")
         result.warnings.extend(_check_warnings(result))
 
     def _open(self) -> LoadSession:
         request = WriteRequest(self.plan.name, self.target_schema, self.mode, self.run_id, self.seq)
-        return self.destination.open(request)
+        session = self.destination.open(request)
+        self.rejections.open(self.seq)
+        return session
+
+    def _commit(self, session: LoadSession, state: dict[str, Any]) -> None:
+        """Dead-letter part durable, then the destination's commit, then the part promoted."""
+        self.rejections.seal()
+        session.commit(state)
+        session.committed = True
+        self.rejections.committed(self.seq)
+        self._after_commit(state)
+
+    def _after_batch(self) -> None:
+        result, rejections = self.result, self.rejections
+        result.rows_rejected = rejections.rows
+        result.rejections = dict(rejections.reasons)
+        if rejections.written:
+            result.dlq = str(rejections.dlq.directory)
+        rejections.check_count(self.where)
+        self.listener.progress(self.plan.name, result.rows_read, time.perf_counter() - self.started)
 
     def _resume_slice(
-        self, batch: pa.RecordBatch, file: str, version: str | None, position: dict[str, Any]
-    ) -> pa.RecordBatch | None:
+        self,
+        batch: pa.RecordBatch,
+        rejected: list[Any],
+        rows: RowMap,
+        file: str,
+        version: str | None,
+        position: dict[str, Any],
+    ) -> tuple[pa.RecordBatch | None, list[Any]]:
         """Drop what an interrupted run already committed: whole files, and the first rows of the
-        file it stopped in (a source that skips files itself never sends them)."""
+        file it stopped in (a source that skips files itself never sends them). Rows the source
+        rejected count as rows here too: they went to the dead-letter queue with that commit."""
+        consumed = batch.num_rows + len(rejected)
         if self.skip_files.get(file) is not None and self.skip_files.get(file) == version:
-            self.result.rows_skipped += batch.num_rows
-            return None
+            self.result.rows_skipped += consumed
+            return None, []
         resume = self.resume_at
         if resume is None or resume.file != file:
-            return batch
+            return batch, rejected
         if version != resume.version:
             raise ConnectorError(
                 f"{self.where}: {file} changed since the interrupted run stopped in it at row {resume.row:,} "
@@ -483,31 +551,34 @@ class _Load:
                 "stopped; use --full-refresh to reload everything"
             )
         end = int(position.get("row") or 0)
-        start = end - batch.num_rows
+        start = end - consumed
         if end <= resume.row:
-            self.result.rows_skipped += batch.num_rows
-            return None
+            self.result.rows_skipped += consumed
+            return None, []
         if start < resume.row:
+            later = [r for r in rejected if r.row is not None and r.row > resume.row]
+            good = (resume.row - start) - (len(rejected) - len(later))
             self.result.rows_skipped += resume.row - start
-            return batch.slice(resume.row - start)
-        return batch
+            rows.offset(good)
+            return batch.slice(good), later
+        return batch, rejected
 
     def _load_batch(
-        self, session: LoadSession, batch: pa.RecordBatch, item: SourceBatch, target_schema: pa.Schema
+        self, session: LoadSession, batch: pa.RecordBatch, rows: RowMap, target_schema: pa.Schema
     ) -> None:
         result = self.result
         result.rows_read += batch.num_rows
         result.batches += 1
-        _run_checks(self.plan.checks, batch, item, result)
+        batch = self.rejections.apply_checks(self.checks, result.checks, batch, rows)
         if target_schema is not self.schema:
             batch = batch.select(target_schema.names)
-        session.write(batch)
+        if batch.num_rows:
+            session.write(batch)
         if self.window is not None:
             self.window.observe(batch)
         result.rows_loaded += batch.num_rows
         result.bytes += batch.nbytes
         self.rows_in_commit += batch.num_rows
-        self.listener.progress(self.plan.name, result.rows_read, time.perf_counter() - self.started)
 
     def _checkpoint(
         self, session: LoadSession, current: tuple[str, str | None] | None, position: dict[str, Any]
@@ -535,9 +606,7 @@ class _Load:
                 progress["mark"], progress["boundary_in"] = to_json(window.mark), dict(window.remaining)
             progress["run_max"], progress["run_boundary"] = to_json(window.run_max), dict(window.run_boundary)
         state = self._stamped(dict(self.prior), progress)
-        session.commit(state)
-        session.committed = True
-        self._after_commit(state)
+        self._commit(session, state)
         self.seq += 1
         self.rows_in_commit = 0
         return self._open()
@@ -560,6 +629,7 @@ class _Load:
         state.update(
             in_progress=progress,
             run_id=self.run_id,
+            commit_seq=self.seq,
             updated_at=now(),
             rows_loaded_total=int(self.prior.get("rows_loaded_total") or 0) + self.result.rows_loaded,
         )
@@ -567,15 +637,10 @@ class _Load:
 
     def _after_commit(self, state: dict[str, Any]) -> None:
         self.result.commits += 1
+        self.committed_rows = (self.result.rows_loaded, self.rejections.rows)
+        self.committed_reasons = dict(self.rejections.reasons)
         if not self.store.with_data:
             self.store.write(self.plan.name, state)
-
-
-def _locator(item: SourceBatch, rows: int) -> Callable[[int], DataLocation]:
-    def locate(index: int) -> DataLocation:
-        return _row_location(item, rows, index)
-
-    return locate
 
 
 def _where_stopped(progress: Mapping[str, Any]) -> str:
@@ -631,41 +696,21 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema, plan: EntityPlan) -> pa.R
     )
 
 
-def _run_checks(
-    checks: tuple[Check, ...], batch: pa.RecordBatch, item: SourceBatch, result: EntityResult
-) -> None:
-    for check, outcome in zip(checks, result.checks, strict=True):
-        passed = pc.fill_null(check.evaluate(batch), True)  # a null verdict counts as passing
-        failed = batch.num_rows - pc.sum(passed.cast(pa.int64())).as_py() if batch.num_rows else 0
-        outcome.rows_evaluated += batch.num_rows
-        if not failed:
-            continue
-        outcome.rows_failed += failed
-        index = pc.index(passed, False).as_py()
-        location = _row_location(item, batch.num_rows, index)
-        row = {name: batch.column(name)[index].as_py() for name in batch.schema.names}
-        shown = repr(row)
-        shown = shown if len(shown) <= 300 else shown[:297] + "..."
-        if outcome.first_failure is None:
-            outcome.first_failure = str(location)
-        if check.options.action == "fail":
-            raise DataError(f"check {check.describe()} failed: {shown}", location)
-
-
 def _check_warnings(result: EntityResult) -> list[str]:
-    return [
-        f"check {c.check}: {c.rows_failed} of {c.rows_evaluated} rows failed (action: warn; first at "
-        f"{c.first_failure})"
-        for c in result.checks
-        if c.rows_failed and c.action == "warn"
-    ]
-
-
-def _row_location(item: SourceBatch, rows_in_batch: int, index: int) -> DataLocation:
-    file = item.position.get("file")
-    end = item.position.get("row")
-    row = end - rows_in_batch + index + 1 if isinstance(end, int) else None
-    return DataLocation(file=str(file) if file is not None else None, row=row)
+    warnings = []
+    for c in result.checks:
+        if c.rows_failed and c.action == "warn":
+            examples = "; ".join(json.dumps(row, default=str) for row in c.examples)
+            warnings.append(
+                f"check {c.check}: {c.rows_failed:,} of {c.rows_evaluated:,} rows failed (action: warn; "
+                f"first at {c.first_failure}); examples: {examples}"
+            )
+    if result.rows_rejected:
+        reasons = ", ".join(f"{reason} {count:,}" for reason, count in sorted(result.rejections.items()))
+        warnings.append(
+            f"{result.rows_rejected:,} rows rejected ({reasons}); see `conduit dlq show {result.name}`"
+        )
+    return warnings
 
 
 _DONE = object()

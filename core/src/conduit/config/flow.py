@@ -26,7 +26,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
@@ -51,7 +51,7 @@ from conduit.config.profiles import (
     profiles_dir_for,
 )
 from conduit.config.variables import Variables, expand_document, expand_entity_name
-from conduit.connectors import ConnectorOptions, Destination, Source, WriteMode
+from conduit.connectors import ConnectorOptions, Destination, ErrorPolicy, Source, WriteMode
 from conduit.errors import ConfigError, PluginError
 from conduit.plugins import Registry
 from conduit.secrets import REDACTOR, register_secrets_in
@@ -82,6 +82,20 @@ class EntityPlan:
     provenance: dict[str, Origin] = field(default_factory=dict)
     incremental: IncrementalSpec | None = None
     commit_every: int = DEFAULT_COMMIT_EVERY
+    rows: RowPolicy = field(default_factory=lambda: RowPolicy())
+
+
+@dataclass(frozen=True)
+class RowPolicy:
+    """What the entity does with bad rows: ``on_error`` for rows that do not read or convert, the
+    rejection thresholds, where the dead-letter queue lives, and which columns are never shown."""
+
+    on_error: ErrorPolicy = "fail"
+    max_rejected: int | None = None
+    max_rejected_ratio: float | None = None
+    dlq_format: Literal["jsonl", "parquet"] = "jsonl"
+    dlq_path: Path | None = None
+    secret_columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -412,7 +426,21 @@ class _FlowResolver:
             provenance,
             spec.incremental,
             spec.commit_every,
+            RowPolicy(
+                spec.on_error or "fail",
+                spec.max_rejected,
+                spec.max_rejected_ratio,
+                spec.dlq.format,
+                self._dlq_path(spec.dlq.path),
+                tuple(spec.secret_columns or ()),
+            ),
         )
+
+    def _dlq_path(self, value: str | None) -> Path | None:
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else Path(self.root) / path
 
     def _connection(self, kind: str, name: str) -> tuple[str, Layer, Origin] | None:
         """A named connection: the flow's own ``sources``/``destinations`` first, then the profile's."""

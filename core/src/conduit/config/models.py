@@ -81,7 +81,29 @@ class IncrementalSpec(_Strict):
 DEFAULT_COMMIT_EVERY = 250_000
 
 
-class EntitySpec(_Strict):
+class DlqSpec(_Strict):
+    """``dlq:`` where rejected rows go: files under the state directory (see docs/config.md)."""
+
+    format: Literal["jsonl", "parquet"] = "jsonl"
+    path: str | None = None
+    """A directory instead of ``<state dir>/dlq``; ``<flow>/<entity>/`` is appended."""
+
+
+class DlqDefaults(_Strict):
+    format: Literal["jsonl", "parquet"] | None = None
+    path: str | None = None
+
+
+class _RowPolicy(_Strict):
+    """What happens to bad rows (shared by entities and ``defaults:``)."""
+
+    on_error: Literal["fail", "dlq"] | None = None
+    max_rejected: int | None = Field(default=None, ge=0)
+    max_rejected_ratio: float | None = Field(default=None, ge=0, le=1)
+    secret_columns: list[str] | None = None
+
+
+class EntitySpec(_RowPolicy):
     """One stream moved from a source to a destination (after defaults are merged in)."""
 
     name: str | None = None
@@ -92,9 +114,10 @@ class EntitySpec(_Strict):
     checks: list[dict[str, dict[str, Any]]] = Field(default_factory=list)
     incremental: IncrementalSpec | None = None
     commit_every: int = Field(default=DEFAULT_COMMIT_EVERY, gt=0)
+    dlq: DlqSpec = Field(default_factory=DlqSpec)
 
 
-class DefaultsSpec(_Strict):
+class DefaultsSpec(_RowPolicy):
     """A ``defaults:`` block: any entity key, every one optional."""
 
     source: PartialEndpoint | None = None
@@ -104,6 +127,7 @@ class DefaultsSpec(_Strict):
     checks: list[dict[str, dict[str, Any]]] | None = None
     incremental: IncrementalSpec | None = None
     commit_every: int | None = Field(default=None, gt=0)
+    dlq: DlqDefaults | None = None
 
 
 class FlowSpec(_Strict):

@@ -1,0 +1,277 @@
+"""Rows that are not loaded: checks and their actions, rejected rows, thresholds.
+
+The engine hands every batch (after the incremental filter) to :meth:`Rejections.apply_checks`,
+which runs the entity's checks in config order, each over the rows still in the load:
+
+* ``fail``: the first failing row stops the entity with a :class:`~conduit.errors.DataError` that
+  names the file, row and check (values of ``secret_columns`` shown as ``***``);
+* ``warn``: failing rows are loaded; the count and up to three example rows go in the run summary;
+* ``dlq``: failing rows are taken out of the batch and written to the dead-letter queue.
+
+Rows a source could not read or convert (``on_error: dlq``) arrive as
+:class:`~conduit.connectors.Rejected` and go to the queue the same way. Every rejected row counts in
+``rows_read`` and ``rows_rejected``, so ``rows_read = rows_loaded + rows_rejected`` always holds.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from conduit.checks import Check
+from conduit.dlq import DeadLetterQueue, PendingPart, record_id, to_json_value
+from conduit.errors import DataError, DataLocation
+from conduit.state import now
+
+MASK = "***"
+EXAMPLES = 3
+_SHOWN = 300
+
+
+@dataclass
+class CheckResult:
+    """What one check did over a run (in the manifest)."""
+
+    check: str
+    action: str
+    rows_evaluated: int = 0
+    rows_failed: int = 0
+    first_failure: str | None = None
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+
+class RowMap:
+    """The file row numbers of a batch's rows, worked out only when a message or a record needs one.
+
+    A source batch covers file rows ``start + 1 .. start + consumed``, minus the rows the source
+    rejected; the engine then slices and filters it. Each of those steps is recorded here, so
+    ``number(i)`` maps row ``i`` of the current batch back to its row in the file.
+    """
+
+    def __init__(self, file: str | None, start: int | None, rejected_rows: Iterable[int | None] = ()) -> None:
+        self.file = file
+        self.start = start
+        self.rejected = sorted(r for r in rejected_rows if r is not None)
+        self._steps: list[int | pa.BooleanArray] = []
+
+    def offset(self, rows: int) -> None:
+        if rows:
+            self._steps.append(rows)
+
+    def keep(self, mask: pa.BooleanArray | None) -> None:
+        if mask is not None:
+            self._steps.append(mask)
+
+    def number(self, index: int) -> int | None:
+        if self.start is None:
+            return None
+        for step in reversed(self._steps):
+            if isinstance(step, int):
+                index += step
+            else:
+                index = pc.indices_nonzero(step)[index].as_py()
+        row = self.start + 1 + index
+        for rejected in self.rejected:
+            if rejected <= row:
+                row += 1
+        return row
+
+    def location(self, index: int, column: str | None = None) -> DataLocation:
+        return DataLocation(file=self.file, row=self.number(index), column=column)
+
+
+class Rejections:
+    """One entity run's rejected rows: counts by reason, the open dead-letter part, thresholds."""
+
+    def __init__(
+        self,
+        dlq: DeadLetterQueue,
+        run_id: str,
+        entity: str,
+        flow: str,
+        *,
+        secret_columns: Sequence[str] = (),
+        max_rejected: int | None = None,
+        max_rejected_ratio: float | None = None,
+    ) -> None:
+        self.dlq, self.run_id, self.entity, self.flow = dlq, run_id, entity, flow
+        self.secret = frozenset(secret_columns)
+        self.max_rejected, self.max_ratio = max_rejected, max_rejected_ratio
+        self.rows = 0
+        self.reasons: Counter[str] = Counter()
+        self.written = 0
+        self.part: PendingPart | None = None
+        self.first: str | None = None
+
+    # -- the session's part -----------------------------------------------------------------------
+
+    def open(self, seq: int) -> None:
+        self.part = self.dlq.open_part(self.run_id, seq)
+
+    def seal(self) -> None:
+        """Before the destination commits: the part is on disk, flushed and fsynced."""
+        if self.part is not None:
+            self.part.close()
+
+    def committed(self, seq: int) -> None:
+        if self.part is not None and self.part.rows:
+            self.dlq.promote(self.run_id, seq)
+        self.part = None
+
+    def aborted(self, seq: int) -> None:
+        if self.part is not None:
+            self.part.drop()
+        self.dlq.discard(self.run_id, seq)
+        self.part = None
+
+    # -- adding rows --------------------------------------------------------------------------------
+
+    def _add(
+        self,
+        *,
+        file: str | None,
+        line: int | None,
+        row: int | None,
+        rule: str,
+        reason: str,
+        message: str,
+        column: str | None,
+        values: Any,
+        raw: str | None,
+    ) -> None:
+        self.rows += 1
+        self.reasons[f"{rule}:{reason}"] += 1
+        if self.first is None:
+            where = str(DataLocation(file=file, line=line, row=row))
+            self.first = f"{where}: {message}" if where else message
+        values = to_json_value(values)
+        ident = record_id(self.entity, file, row, rule, values, raw)
+        if self.dlq.known(ident):
+            return
+        self.dlq.remember(ident)
+        assert self.part is not None, "a dead-letter part is open while a session is"
+        self.part.add(
+            [
+                {
+                    "id": ident,
+                    "run_id": self.run_id,
+                    "flow": self.flow,
+                    "entity": self.entity,
+                    "file": file,
+                    "line": line,
+                    "row": row,
+                    "rule": rule,
+                    "reason": reason,
+                    "message": message,
+                    "column": column,
+                    "values": values,
+                    "raw": raw,
+                    "at": now(),
+                }
+            ]
+        )
+        self.written += 1
+
+    def from_source(self, file: str | None, rejected: Sequence[Any]) -> None:
+        """Rows the source could not read or convert (:class:`~conduit.connectors.Rejected`)."""
+        for item in rejected:
+            self._add(
+                file=file,
+                line=item.line,
+                row=item.row,
+                rule=item.rule,
+                reason=item.reason,
+                message=item.message,
+                column=item.column,
+                values=dict(item.values) if item.values is not None else None,
+                raw=item.raw,
+            )
+
+    def apply_checks(
+        self,
+        checks: Sequence[Check],
+        results: Sequence[CheckResult],
+        batch: pa.RecordBatch,
+        rows: RowMap,
+    ) -> pa.RecordBatch:
+        """Run the checks over ``batch``; returns the rows to load (without those sent to the queue)."""
+        for check, outcome in zip(checks, results, strict=True):
+            if not batch.num_rows:
+                break
+            passed = pc.fill_null(check.evaluate(batch), True)  # a null verdict passes
+            failed = batch.num_rows - passed.true_count
+            outcome.rows_evaluated += batch.num_rows
+            if not failed:
+                continue
+            outcome.rows_failed += failed
+            action = check.options.action
+            failing = pc.indices_nonzero(pc.invert(passed))
+            first = failing[0].as_py()
+            if outcome.first_failure is None:
+                outcome.first_failure = str(rows.location(first))
+            if action == "fail":
+                row = batch.slice(first, 1).to_pylist()[0]
+                why = f" ({check.explain(row)})" if type(check).explain is not Check.explain else ""
+                raise DataError(
+                    f"check {check.describe()} failed: {self.shown(row)}{why}", rows.location(first)
+                )
+            if action == "warn":
+                room = EXAMPLES - len(outcome.examples)
+                if room > 0:
+                    sample = batch.take(failing[:room]).to_pylist()
+                    outcome.examples.extend(
+                        {k: to_json_value(v) for k, v in self.masked(r).items()} for r in sample
+                    )
+                continue
+            rule = check.describe()
+            for index, row in zip(failing.to_pylist(), batch.take(failing).to_pylist(), strict=True):
+                self._add(
+                    file=rows.file,
+                    line=None,
+                    row=rows.number(index),
+                    rule=rule,
+                    reason="check_failed",
+                    message=check.explain(row),
+                    column=None,
+                    values=row,
+                    raw=None,
+                )
+            batch = batch.filter(passed)
+            rows.keep(passed)
+        return batch
+
+    # -- thresholds -----------------------------------------------------------------------------
+
+    def check_count(self, where: str) -> None:
+        if self.max_rejected is not None and self.rows > self.max_rejected:
+            raise DataError(
+                f"{where}: {self.rows:,} rows rejected, more than max_rejected: {self.max_rejected:,} "
+                f"(first: {self.first}); nothing of this commit was loaded"
+            )
+
+    def check_ratio(self, where: str, rows_read: int) -> None:
+        if self.max_ratio is None or not rows_read:
+            return
+        ratio = self.rows / rows_read
+        if ratio > self.max_ratio:
+            raise DataError(
+                f"{where}: {self.rows:,} of {rows_read:,} rows rejected ({ratio:.2%}), more than "
+                f"max_rejected_ratio: {self.max_ratio:g} (first: {self.first}); nothing of this commit "
+                "was loaded"
+            )
+
+    # -- showing rows -------------------------------------------------------------------------------
+
+    def masked(self, row: dict[str, Any]) -> dict[str, Any]:
+        if not self.secret:
+            return row
+        return {k: (MASK if k in self.secret and v is not None else v) for k, v in row.items()}
+
+    def shown(self, row: dict[str, Any]) -> str:
+        text = repr(self.masked(row))
+        return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
