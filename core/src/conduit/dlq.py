@@ -40,6 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from conduit.errors import ConnectorError
 from conduit.files import fsync_path, remove_quietly, write_json_atomically
 from conduit.state import safe_name
@@ -52,6 +55,7 @@ _PART = re.compile(
     r"^(?P<run>.+)-(?P<seq>\d{4,})(?P<kind>\.jsonl|\.parquet|\.removed\.json)(?P<pending>\.pending)?$"
 )
 _PARQUET_BATCH = 10_000
+_JSONL_LINES = 2_000
 FIELDS = ("id", "run_id", "flow", "entity", "file", "line", "row", "rule", "reason", "message", "column")
 
 
@@ -62,8 +66,29 @@ def dlq_root(state_dir: Path, configured: Path | None = None) -> Path:
 
 def record_id(entity: str, file: str | None, row: int | None, rule: str, values: Any, raw: str | None) -> str:
     """A stable id for one rejected input row (same origin and content, same id)."""
-    text = json.dumps([entity, file, row, rule, values, raw], sort_keys=True, default=str)
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=12).hexdigest()
+    text = repr((entity, file, row, rule, values, raw))
+    return hashlib.blake2b(text.encode("utf-8", "backslashreplace"), digest_size=12).hexdigest()
+
+
+def json_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
+    """``batch`` as rows of JSON-safe values that keep every value exactly: decimals, dates, times
+    and timestamps become text in Arrow (vectorised); only float, binary and nested columns go
+    through :func:`to_json_value` value by value."""
+    columns = []
+    slow = []
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        dtype = column.type
+        if pa.types.is_decimal(dtype) or pa.types.is_timestamp(dtype) or pa.types.is_date(dtype):
+            column = pc.cast(column, pa.string())
+        elif not (pa.types.is_integer(dtype) or pa.types.is_string(dtype) or pa.types.is_boolean(dtype)):
+            slow.append(name)
+        columns.append(column)
+    rows: list[dict[str, Any]] = pa.RecordBatch.from_arrays(columns, names=batch.schema.names).to_pylist()
+    if slow:
+        for row in rows:
+            for name in slow:
+                row[name] = to_json_value(row[name])
+    return rows
 
 
 def to_json_value(value: Any) -> Any:
@@ -91,23 +116,30 @@ class PendingPart:
     rows: int = 0
     _handle: IO[str] | None = None
     _buffer: list[dict[str, Any]] = field(default_factory=list)
+    _lines: list[str] = field(default_factory=list)
     _writer: Any = None
 
-    def add(self, records: Iterable[dict[str, Any]]) -> None:
-        for record in records:
-            self.rows += 1
-            if self.fmt == "jsonl":
-                if self._handle is None:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                    self._handle = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
-                self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            else:
-                self._buffer.append(record)
-                if len(self._buffer) >= _PARQUET_BATCH:
-                    self._flush_parquet()
+    def add(self, record: dict[str, Any]) -> None:
+        self.rows += 1
+        if self.fmt == "jsonl":
+            self._lines.append(json.dumps(record, ensure_ascii=False))
+            if len(self._lines) >= _JSONL_LINES:
+                self._flush_jsonl()
+        else:
+            self._buffer.append(record)
+            if len(self._buffer) >= _PARQUET_BATCH:
+                self._flush_parquet()
+
+    def _flush_jsonl(self) -> None:
+        if not self._lines:
+            return
+        if self._handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._handle.write("\n".join(self._lines) + "\n")
+        self._lines.clear()
 
     def _flush_parquet(self) -> None:
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
         if not self._buffer:
@@ -122,6 +154,7 @@ class PendingPart:
 
     def close(self) -> None:
         """Make the part durable (flushed and fsynced) before the destination commits."""
+        self._flush_jsonl()
         if self._handle is not None:
             self._handle.flush()
             os.fsync(self._handle.fileno())
@@ -135,6 +168,7 @@ class PendingPart:
                 fsync_path(str(self.path))
 
     def drop(self) -> None:
+        self._lines.clear()
         if self._handle is not None:
             self._handle.close()
             self._handle = None
@@ -144,9 +178,7 @@ class PendingPart:
         remove_quietly(str(self.path))
 
 
-def _parquet_schema() -> Any:
-    import pyarrow as pa
-
+def _parquet_schema() -> pa.Schema:
     return pa.schema(
         [
             ("id", pa.string()),

@@ -55,7 +55,10 @@ def conduit_register_destinations(register: Callable[[str, type[Destination] | s
 def conduit_register_checks(register: Callable[[str, type[Check] | str], None]) -> None:
     """Register quality checks: call ``register("not_null", NotNull)`` per check name.
 
-    The class must subclass :class:`conduit.Check`. Config uses it as ``checks: [{not_null: {...}}]``.
+    The class must subclass :class:`conduit.Check`. Config uses it as ``checks: [{not_null: {...}}]``,
+    with ``action: fail | warn | dlq``. ``evaluate(batch)`` returns one boolean per row (``True`` and
+    NULL pass); ``explain(row)`` optionally says why one row failed (error messages and the
+    dead-letter queue's ``message``). An instance serves one entity for one run and may keep state.
     """
 
 

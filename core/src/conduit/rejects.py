@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from conduit.checks import Check
-from conduit.dlq import DeadLetterQueue, PendingPart, record_id, to_json_value
+from conduit.dlq import DeadLetterQueue, PendingPart, json_rows, record_id, to_json_value
 from conduit.errors import DataError, DataLocation
 from conduit.state import now
 
@@ -58,27 +58,30 @@ class RowMap:
         self.start = start
         self.rejected = sorted(r for r in rejected_rows if r is not None)
         self._steps: list[int | pa.BooleanArray] = []
+        self._kept: list[int | list[int]] | None = None
 
     def offset(self, rows: int) -> None:
         if rows:
             self._steps.append(rows)
+            self._kept = None
 
     def keep(self, mask: pa.BooleanArray | None) -> None:
         if mask is not None:
             self._steps.append(mask)
+            self._kept = None
 
     def number(self, index: int) -> int | None:
         if self.start is None:
             return None
-        for step in reversed(self._steps):
-            if isinstance(step, int):
-                index += step
-            else:
-                index = pc.indices_nonzero(step)[index].as_py()
+        if self._kept is None:
+            self._kept = [s if isinstance(s, int) else pc.indices_nonzero(s).to_pylist() for s in self._steps]
+        for step in reversed(self._kept):
+            index = index + step if isinstance(step, int) else step[index]
         row = self.start + 1 + index
-        for rejected in self.rejected:
-            if rejected <= row:
-                row += 1
+        for rejected in self.rejected:  # ascending: each one at or before the row pushes it on
+            if rejected > row:
+                break
+            row += 1
         return row
 
     def location(self, index: int, column: str | None = None) -> DataLocation:
@@ -143,42 +146,42 @@ class Rejections:
         column: str | None,
         values: Any,
         raw: str | None,
+        at: str,
     ) -> None:
+        """Count one rejected row and stage its record (``values`` already JSON-safe)."""
         self.rows += 1
         self.reasons[f"{rule}:{reason}"] += 1
         if self.first is None:
             where = str(DataLocation(file=file, line=line, row=row))
             self.first = f"{where}: {message}" if where else message
-        values = to_json_value(values)
         ident = record_id(self.entity, file, row, rule, values, raw)
         if self.dlq.known(ident):
             return
         self.dlq.remember(ident)
         assert self.part is not None, "a dead-letter part is open while a session is"
         self.part.add(
-            [
-                {
-                    "id": ident,
-                    "run_id": self.run_id,
-                    "flow": self.flow,
-                    "entity": self.entity,
-                    "file": file,
-                    "line": line,
-                    "row": row,
-                    "rule": rule,
-                    "reason": reason,
-                    "message": message,
-                    "column": column,
-                    "values": values,
-                    "raw": raw,
-                    "at": now(),
-                }
-            ]
+            {
+                "id": ident,
+                "run_id": self.run_id,
+                "flow": self.flow,
+                "entity": self.entity,
+                "file": file,
+                "line": line,
+                "row": row,
+                "rule": rule,
+                "reason": reason,
+                "message": message,
+                "column": column,
+                "values": values,
+                "raw": raw,
+                "at": at,
+            }
         )
         self.written += 1
 
     def from_source(self, file: str | None, rejected: Sequence[Any]) -> None:
         """Rows the source could not read or convert (:class:`~conduit.connectors.Rejected`)."""
+        at = now()
         for item in rejected:
             self._add(
                 file=file,
@@ -188,8 +191,38 @@ class Rejections:
                 reason=item.reason,
                 message=item.message,
                 column=item.column,
-                values=dict(item.values) if item.values is not None else None,
+                values=to_json_value(dict(item.values)) if item.values is not None else None,
                 raw=item.raw,
+                at=at,
+            )
+
+    def _to_queue(self, check: Check, batch: pa.RecordBatch, failing: pa.Array, rows: RowMap) -> None:
+        """Stage the failing rows of a ``dlq`` check: values made JSON-safe in Arrow, and one
+        ``explain`` (on the row's Python values) per distinct combination of the checked columns."""
+        rule, at = check.describe(), now()
+        taken = batch.take(failing)
+        keys = check.columns()
+        messages: dict[Any, str] = {}
+        for position, (index, row) in enumerate(zip(failing.to_pylist(), json_rows(taken), strict=True)):
+            try:
+                key: Any = tuple(row.get(k) for k in keys) if keys else position
+                message = messages.get(key)
+            except TypeError:  # an unhashable value (a list): no caching
+                key, message = position, None
+            if message is None:
+                message = check.explain(taken.slice(position, 1).to_pylist()[0])
+                messages[key] = message
+            self._add(
+                file=rows.file,
+                line=None,
+                row=rows.number(index),
+                rule=rule,
+                reason="check_failed",
+                message=message,
+                column=None,
+                values=row,
+                raw=None,
+                at=at,
             )
 
     def apply_checks(
@@ -228,19 +261,7 @@ class Rejections:
                         {k: to_json_value(v) for k, v in self.masked(r).items()} for r in sample
                     )
                 continue
-            rule = check.describe()
-            for index, row in zip(failing.to_pylist(), batch.take(failing).to_pylist(), strict=True):
-                self._add(
-                    file=rows.file,
-                    line=None,
-                    row=rows.number(index),
-                    rule=rule,
-                    reason="check_failed",
-                    message=check.explain(row),
-                    column=None,
-                    values=row,
-                    raw=None,
-                )
+            self._to_queue(check, batch, failing, rows)
             batch = batch.filter(passed)
             rows.keep(passed)
         return batch
