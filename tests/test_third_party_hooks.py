@@ -123,7 +123,10 @@ def test_plugin_check_runs_with_each_action(tmp_path: Path) -> None:
     (tmp_path / "ingest.yml").write_text(FLOW.replace("ACTION", "fail"))
     failed = run_cli("run", tmp_path / "ingest.yml", extra_path=site)
     assert failed.returncode == 1
-    assert "in.jsonl, row 2: check positive(amount) failed: {'amount': -1} (amount is -1, not above 0)" in failed.stderr
+    assert (
+        "in.jsonl, row 2: check positive(amount) failed: {'amount': -1} (amount is -1, not above 0)"
+        in failed.stderr
+    )
     assert not (tmp_path / "out.jsonl").exists()
 
     (tmp_path / "ingest.yml").write_text(FLOW.replace("ACTION", "warn"))
@@ -138,7 +141,9 @@ def test_plugin_check_runs_with_each_action(tmp_path: Path) -> None:
     entity = json.loads(queued.stdout)["entities"][0]
     assert (entity["rows_read"], entity["rows_loaded"], entity["rows_rejected"]) == (3, 2, 1)
     assert (tmp_path / "out.jsonl").read_text().count("\n") == 2
-    shown = json.loads(run_cli("dlq", "show", "amounts", "--flow", tmp_path, "--json", extra_path=site).stdout)
+    shown = json.loads(
+        run_cli("dlq", "show", "amounts", "--flow", tmp_path, "--json", extra_path=site).stdout
+    )
     assert [(r["row"], r["rule"], r["message"], r["values"]) for r in shown] == [
         (2, "positive(amount)", "amount is -1, not above 0", {"amount": -1})
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from csv_helpers import file_writer, make_source, read_error, read_table
 
@@ -110,11 +111,15 @@ def test_quoted_newline_with_newlines_in_values_false(tmp_path: Path) -> None:
 # -- encodings ---------------------------------------------------------------------------------
 
 
-def test_invalid_utf8_in_the_first_block_fails_discover(tmp_path: Path) -> None:
+def test_invalid_utf8_in_the_first_block_fails_the_read(tmp_path: Path) -> None:
+    # discover() does not know the entity's on_error, so it infers the column as string; a fail
+    # read then raises the error discover found, before reading a row.
     write = file_writer(tmp_path)
     write("u.csv", b"a,b\n1,ok\n2,caf\xe9\n3,fine\n")
+    source = make_source(tmp_path, path="u.csv")
+    assert source.discover().field("b").type == pa.string()
     with pytest.raises(DataError) as info:
-        make_source(tmp_path, path="u.csv").discover()
+        list(source.read(ReadRequest(entity="t", schema=source.discover(), batch_size=100)))
     location = info.value.location
     assert (location.line, location.row, location.column) == (3, 2, "b")
     assert "not valid utf-8" in str(info.value)

@@ -9,16 +9,24 @@ Every pyarrow stream gets a *sentinel* record appended after the file's last byt
 the end of the file and silently reads the rest of the file into one value; with the sentinel, a
 clean file ends with an all-null row (which the source drops), while a file ending inside a quote
 swallows the sentinel into that value, and the source reports the unterminated quote.
+
+A dead-letter read (``on_error: dlq``, :meth:`CsvFile.open_dlq_reader`) differs in three ways: the
+bytes go through Python's decoder even for UTF-8, with undecodable bytes escaped (see
+:data:`~conduit_csv.locate.ESCAPE`), so pyarrow always sees valid UTF-8 and a row holding bad bytes
+can be set aside like any other; records with the wrong number of fields go to an
+``invalid_row_handler`` instead of failing the read; and every column is read as text, to be
+converted by :func:`conduit.coerce.coerce_batch`.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -26,7 +34,16 @@ import pyarrow.csv as pacsv
 from conduit.errors import ConnectorError, DataError, DataLocation
 from conduit_csv.encoding import SAMPLE_SIZE, canonical, is_utf8, resolve
 from conduit_csv.files import compression_of, open_bytes, read_sample
-from conduit_csv.locate import DECODE_ERRORS, MARK, Record, RecordScanner, ScanError
+from conduit_csv.locate import (
+    DECODE_ERRORS,
+    ESCAPE,
+    ESCAPE_ERRORS,
+    MARK,
+    LineFinder,
+    Record,
+    RecordScanner,
+    ScanError,
+)
 from conduit_csv.options import CsvSourceOptions
 
 # Unicode noncharacters (reserved for internal use): no byte of their UTF-8 form is ASCII, so none can
@@ -94,6 +111,61 @@ class Layout:
     empty: bool
 
 
+class _Readable(Protocol):
+    closed: bool
+
+    def read(self, size: int = -1) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class EscapingStream:
+    """A byte stream decoded from ``encoding`` and encoded again as UTF-8 (read by pyarrow).
+
+    Undecodable bytes become :data:`~conduit_csv.locate.ESCAPE` + ``chr(0xE000 + byte)``: valid
+    UTF-8, no ASCII (so no delimiter, quote or line break), undone by
+    :func:`~conduit_csv.locate.escaped_bytes`. ``escaped`` says whether any byte was so far.
+    """
+
+    def __init__(self, stream: pa.NativeFile, encoding: str) -> None:
+        self._stream = stream
+        self._decoder = codecs.getincrementaldecoder(encoding)(errors=ESCAPE_ERRORS)
+        self._pending = b""
+        self._eof = False
+        self.escaped = False
+        self.closed = False
+
+    def _decode(self, data: bytes, final: bool) -> None:
+        text = self._decoder.decode(data, final=final)
+        if ESCAPE in text:
+            self.escaped = True
+        self._pending += text.encode("utf-8")
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            while not self._eof:
+                self._fill(1 << 20)
+            out, self._pending = self._pending, b""
+            return out
+        while len(self._pending) < size and not self._eof:
+            self._fill(size)
+        out, self._pending = self._pending[:size], self._pending[size:]
+        return out
+
+    def _fill(self, size: int) -> None:
+        data = bytes(self._stream.read(size))
+        if data:
+            self._decode(data, final=False)
+        else:
+            self._eof = True
+            self._decode(b"", final=True)
+
+    def close(self) -> None:
+        if not self._stream.closed:
+            self._stream.close()
+        self.closed = True
+
+
 class _Appended:
     """A read-only file object: a pyarrow stream, then ``tail`` (read by pyarrow through PythonFile).
 
@@ -101,7 +173,7 @@ class _Appended:
     tail joins the file's last block instead of arriving as a block of its own.
     """
 
-    def __init__(self, stream: pa.NativeFile, tail: bytes) -> None:
+    def __init__(self, stream: pa.NativeFile | _Readable, tail: bytes) -> None:
         self._stream = stream
         self._tail = tail
         self._exhausted = False
@@ -167,22 +239,51 @@ class CsvFile:
         return DataLocation(file=self.path, line=line, row=row, column=column)
 
     @contextmanager
-    def records(self, skip_lines: int, field_limit: int = 1 << 20) -> Iterator[RecordScanner]:
-        """The file's records read by Python's csv module (header and error path only)."""
+    def text(self) -> Iterator[io.TextIOWrapper]:
+        """The file's text (undecodable bytes as :data:`MARK`), with line breaks kept as they are."""
         stream = open_bytes(self.path, self.compression)
         try:
-            text = io.TextIOWrapper(stream, encoding=self.encoding, errors=DECODE_ERRORS, newline="")
-            yield RecordScanner(text, self.dialect.python(), skip_lines=skip_lines, field_limit=field_limit)
+            yield io.TextIOWrapper(stream, encoding=self.encoding, errors=DECODE_ERRORS, newline="")
         finally:
             stream.close()
+
+    @contextmanager
+    def records(self, skip_lines: int, field_limit: int = 1 << 20) -> Iterator[RecordScanner]:
+        """The file's records read by Python's csv module (header and error path only)."""
+        with self.text() as text:
+            yield RecordScanner(text, self.dialect.python(), skip_lines=skip_lines, field_limit=field_limit)
+
+    @contextmanager
+    def line_finder(self, layout: Layout, field_limit: int = 1 << 20) -> Iterator[LineFinder]:
+        """The lines where data rows start (the file is opened at the first question, if any)."""
+        opened: list[Any] = []
+
+        def lines() -> Iterator[str]:
+            stream = open_bytes(self.path, self.compression)
+            opened.append(stream)
+            yield from io.TextIOWrapper(stream, encoding=self.encoding, errors=DECODE_ERRORS, newline="")
+
+        try:
+            yield LineFinder(
+                lines(),
+                self.dialect.python(),
+                skip_lines=layout.skip_lines,
+                header=layout.header is not None,
+                field_limit=field_limit,
+            )
+        finally:
+            for stream in opened:
+                stream.close()
+
+    def _sentinel(self, columns: int) -> bytes:
+        return ("\n" + self.dialect.delimiter.join([SENTINEL] * columns) + "\n").encode("utf-8")
 
     def arrow_stream(self, columns: int) -> pa.NativeFile:
         """UTF-8 bytes for pyarrow (transcoded if needed), with the sentinel record appended."""
         stream = open_bytes(self.path, self.compression)
         if self.transcoded:
             stream = pa.transcoding_input_stream(stream, self.encoding, "utf-8")
-        sentinel = ("\n" + self.dialect.delimiter.join([SENTINEL] * columns) + "\n").encode("utf-8")
-        return pa.PythonFile(_Appended(stream, sentinel), mode="r")
+        return pa.PythonFile(_Appended(stream, self._sentinel(columns)), mode="r")
 
     def open_reader(
         self,
@@ -204,6 +305,35 @@ class CsvFile:
             parse_options=self.dialect.parse_options(),
             convert_options=convert_options,
         )
+
+    def open_dlq_reader(
+        self,
+        layout: Layout,
+        convert_options: pacsv.ConvertOptions,
+        block_size: int,
+        invalid_row_handler: Callable[[pacsv.InvalidRow], str],
+    ) -> tuple[pacsv.CSVStreamingReader, EscapingStream]:
+        """pyarrow's reader for a dead-letter read, and the stream (to ask whether it escaped bytes).
+
+        Single-threaded: only then does pyarrow give ``invalid_row_handler`` the row numbers
+        (``InvalidRow.number``: records from the file's start, skipped lines and header included,
+        blank lines not). It reads one block ahead, so calls come before the batch they belong to.
+        """
+        read_options = pacsv.ReadOptions(
+            use_threads=False,
+            block_size=block_size,
+            skip_rows=layout.skip_lines,
+            column_names=list(layout.names),
+            skip_rows_after_names=1 if layout.header is not None else 0,
+        )
+        parse_options = self.dialect.parse_options()
+        parse_options.invalid_row_handler = invalid_row_handler
+        escaping = EscapingStream(open_bytes(self.path, self.compression), self.encoding)
+        stream = pa.PythonFile(_Appended(escaping, self._sentinel(len(layout.names))), mode="r")
+        reader = pacsv.open_csv(
+            stream, read_options=read_options, parse_options=parse_options, convert_options=convert_options
+        )
+        return reader, escaping
 
 
 def convert_options(
@@ -230,6 +360,15 @@ def convert_options(
     return result
 
 
+def text_convert_options(options: CsvSourceOptions, schema: pa.Schema) -> pacsv.ConvertOptions:
+    """pyarrow conversion for a dead-letter read: every column as text (``binary`` ones as bytes),
+    with the same NULLs as :func:`convert_options`; the stream is valid UTF-8 already."""
+    types = {field.name: pa.binary() if pa.types.is_binary(field.type) else pa.string() for field in schema}
+    result = convert_options(options, types, schema.names)
+    result.check_utf8 = False
+    return result
+
+
 def _check_header(file: CsvFile, record: Record, names_in_use: bool) -> None:
     """The header decodes; when its names are the column names, they are unique and not empty."""
     where = file.location(line=record.line)
@@ -237,6 +376,12 @@ def _check_header(file: CsvFile, record: Record, names_in_use: bool) -> None:
         raise DataError(
             f"the header row is not valid {file.encoding} text (set encoding: to the file's encoding, "
             "or encoding: auto)",
+            where,
+        )
+    if any("\x00" in name for name in record.fields):
+        raise DataError(
+            f"the header row holds NUL bytes, so the file is not {file.encoding} text: it is probably "
+            "UTF-16 without a byte-order mark (set encoding: utf-16-le or utf-16-be, or encoding: auto)",
             where,
         )
     if not names_in_use:

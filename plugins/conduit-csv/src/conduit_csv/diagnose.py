@@ -25,6 +25,7 @@ from conduit_csv.locate import (
     csv_converter,
     find_record,
     record_problems,
+    unterminated_problem,
 )
 
 _CONVERSION = re.compile(r"^In CSV column #(\d+): (.*)$", re.DOTALL)
@@ -40,6 +41,8 @@ class ReadContext:
 
     ``types``: the columns being converted and their types (declared, or inferred from the first
     block of ``inferred_from``); ``declared``: the names whose type the user declared.
+    ``dlq``: a dead-letter read, which sets records with the wrong number of fields and bytes that do
+    not decode aside, so neither explains a failure.
     """
 
     file: CsvFile
@@ -48,6 +51,7 @@ class ReadContext:
     declared: frozenset[str]
     block_size: int
     inferred_from: str
+    dlq: bool = False
 
 
 def explain(exc: BaseException, ctx: ReadContext) -> DataError:
@@ -80,7 +84,9 @@ def checker(ctx: ReadContext, decode_columns: frozenset[int] | None = None) -> R
     encoding, and in string columns for UTF-8 (pyarrow only validates UTF-8 in string columns).
     """
     names = ctx.layout.names
-    if decode_columns is None and not ctx.file.transcoded:
+    if ctx.dlq:
+        decode_columns = frozenset()
+    elif decode_columns is None and not ctx.file.transcoded:
         decode_columns = frozenset(
             index for index, name in enumerate(names) if name in ctx.types and is_text(ctx.types[name])
         )
@@ -90,6 +96,7 @@ def checker(ctx: ReadContext, decode_columns: frozenset[int] | None = None) -> R
         newlines_in_values=ctx.file.dialect.newlines_in_values,
         decode_columns=decode_columns,
         max_record_bytes=ctx.block_size,
+        field_count=not ctx.dlq,
     )
 
 
@@ -100,6 +107,12 @@ def structural_problem(ctx: ReadContext, decode_columns: frozenset[int] | None =
             scanner, checker(ctx, decode_columns), header=ctx.layout.header is not None
         )
         return next(problems, None)
+
+
+def open_quote_problem(ctx: ReadContext) -> Problem | None:
+    """The record a quote left open at the end of the file swallows (the first such problem)."""
+    with ctx.file.records(ctx.layout.skip_lines, field_limit=ctx.block_size) as scanner:
+        return unterminated_problem(scanner, checker(ctx), header=ctx.layout.header is not None)
 
 
 def is_text(dtype: pa.DataType) -> bool:

@@ -12,15 +12,19 @@ line number. These helpers re-read a file the slow, exact way and are used on th
   block, or the wrong number of fields; :func:`record_problems` yields every bad data record.
 * :func:`conversion_failures` finds the values of one column that do not convert to a type, with the
   CSV reader's own conversion (vectorised, bisecting only inside a failing chunk).
+* :class:`LineFinder` gives the physical line where a data row starts, for the rows an ``on_error:
+  dlq`` read rejects (a lean pass of the csv module, started at the first rejected row of a file).
 
-Each finder yields *all* problems in file order, so a dead-letter queue can pull the bad rows out
-(``Problem.text`` is the raw record) where the source now stops at the first.
+Text that does not decode reaches pyarrow escaped on a dead-letter read (see
+:mod:`conduit_csv.csvfile`): :data:`ESCAPE` then ``chr(0xE000 + byte)`` per undecodable byte.
+:func:`escaped_bytes` and :func:`shown_escaped` undo that for values and messages.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import itertools
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +47,41 @@ def _mark(exc: UnicodeError) -> tuple[str, int]:
 
 
 codecs.register_error(DECODE_ERRORS, _mark)
+
+ESCAPE = "\ufdd5"
+"""Put before each undecodable byte on a dead-letter read (a Unicode noncharacter: never in real text)."""
+
+ESCAPE_ERRORS = "conduit-csv-escape"
+"""The ``errors=`` name of the codec error handler that writes ``ESCAPE + chr(0xE000 + byte)``."""
+
+ESCAPED = "\ufdd5[\ue000-\ue0ff]"
+"""A regular expression matching one escaped byte."""
+
+_ESCAPED = re.compile("\ufdd5([\ue000-\ue0ff])")
+
+
+def _escape(exc: UnicodeError) -> tuple[str, int]:
+    if isinstance(exc, UnicodeDecodeError):
+        return "".join(ESCAPE + chr(0xE000 + byte) for byte in exc.object[exc.start : exc.end]), exc.end
+    raise exc
+
+
+codecs.register_error(ESCAPE_ERRORS, _escape)
+
+
+def escaped_bytes(text: str) -> bytes:
+    """The bytes ``text`` stands for: UTF-8, except each escaped byte, which is itself again."""
+    parts = _ESCAPED.split(text)
+    return b"".join(
+        part.encode("utf-8") if index % 2 == 0 else bytes([ord(part) - 0xE000])
+        for index, part in enumerate(parts)
+    )
+
+
+def shown_escaped(text: str) -> str:
+    """``text`` with each escaped byte as a ``\\xNN`` escape (as ``errors="backslashreplace"`` shows it)."""
+    return _ESCAPED.sub(lambda match: f"\\x{ord(match.group(1)) - 0xE000:02x}", text)
+
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
@@ -157,7 +196,9 @@ class RecordChecker:
     """The structural checks of one data record.
 
     ``names``: the expected columns; ``decode_columns``: the column indexes where undecodable bytes
-    are an error (``None``: all); ``max_record_bytes``: the longest record pyarrow can read.
+    are an error (``None``: all); ``max_record_bytes``: the longest record pyarrow can read;
+    ``field_count``: whether a wrong number of fields is a problem (not on a dead-letter read, which
+    sets such records aside).
     """
 
     names: Sequence[str]
@@ -165,6 +206,7 @@ class RecordChecker:
     newlines_in_values: bool = True
     decode_columns: Collection[int] | None = None
     max_record_bytes: int | None = None
+    field_count: bool = True
 
     def problem(self, record: Record, row: int) -> Problem | None:
         """What is wrong with ``record`` (data row ``row``), or ``None``."""
@@ -215,7 +257,7 @@ class RecordChecker:
                 None,
                 record.text,
             )
-        if len(record.fields) != len(self.names):
+        if self.field_count and len(record.fields) != len(self.names):
             return Problem(
                 f"expected {len(self.names)} fields, found {len(record.fields)}",
                 record.line,
@@ -224,6 +266,16 @@ class RecordChecker:
                 record.text,
             )
         return None
+
+
+def unterminated_problem(
+    records: Iterable[Record], checker: RecordChecker, *, header: bool
+) -> Problem | None:
+    """The record whose quote the end of the file left open (or the one the csv module gave up on)."""
+    for problem in record_problems(records, checker, header=header):
+        if problem.message.startswith(("unterminated quoted value", "cannot parse the record")):
+            return problem
+    return None
 
 
 def data_row(record_number: int, header: bool) -> int:
@@ -255,6 +307,70 @@ def find_record(records: Iterable[Record], number: int) -> Record | None:
         if record.number == number:
             return record
     return None
+
+
+class LineFinder:
+    """The physical line where each data row starts, read from the file's text as rows are asked for.
+
+    ``text``: the file's lines (a text stream opened with ``newline=""``), read from the start;
+    ``skip_lines``: lines before the first record (the header, when ``header``, is then record 1).
+    Rows must be asked for in ascending order: the text is read once, as far as the last row asked
+    for, with Python's csv module (about 1M short rows a second). ``None`` once the rows cannot be
+    found (the file ended, a value is longer than ``field_limit``).
+    """
+
+    def __init__(
+        self,
+        text: Iterable[str],
+        dialect: Mapping[str, Any],
+        *,
+        skip_lines: int,
+        header: bool,
+        field_limit: int = 1 << 20,
+    ) -> None:
+        self._lines = iter(text)
+        self._dialect = dialect
+        self._skip_lines = skip_lines
+        self._header = header
+        self._field_limit = max(field_limit, csv.field_size_limit())
+        self._reader: Any = None
+        self._number = 0
+        self._line: int | None = None
+        self._lost = False
+
+    def _start(self) -> Any:
+        first = next(self._lines, None)
+        if first is None:
+            return csv.reader(iter(()), **self._dialect)
+        lines = itertools.chain([first.removeprefix("\ufeff")], self._lines)
+        for _ in range(self._skip_lines):
+            if next(lines, None) is None:
+                break
+        return csv.reader(lines, **self._dialect)
+
+    def line(self, row: int) -> int | None:
+        """The line where data row ``row`` (from 1) starts."""
+        wanted = row + 1 if self._header else row
+        if self._lost or wanted < self._number:
+            return None
+        if self._reader is None:
+            self._reader = self._start()
+        reader = self._reader
+        number, line = self._number, self._line
+        previous = csv.field_size_limit(self._field_limit)
+        try:
+            while number < wanted:
+                before = reader.line_num
+                if next(reader):
+                    number += 1
+                    line = before + 1
+        except (StopIteration, csv.Error):
+            self._lost = True
+            return None
+        finally:
+            csv.field_size_limit(previous)
+            self._number, self._line = number, line
+        return None if line is None else self._skip_lines + line
 
 
 # -- values that do not convert ------------------------------------------------------------------

@@ -1,4 +1,10 @@
-"""The ``csv`` source: one file or a glob of files, streamed with pyarrow's CSV reader."""
+"""The ``csv`` source: one file or a glob of files, streamed with pyarrow's CSV reader.
+
+With ``on_error: fail`` (the default) a file is read by pyarrow's multithreaded reader with the
+column types given to it, and bad input stops the read with one located :class:`DataError`. With
+``on_error: dlq`` it is read single-threaded and as text (see :mod:`conduit_csv.rejects`): bad rows
+are reported in :attr:`SourceBatch.rejected` and the read goes on.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +18,25 @@ from conduit.errors import ConnectorError, DataError, DataLocation
 from conduit.files import already_loaded
 from conduit_csv.csvfile import (
     DEFAULT_BLOCK_SIZE,
+    SENTINEL,
     CsvFile,
     Layout,
     check_declared_columns,
     convert_options,
     read_layout,
+    text_convert_options,
 )
-from conduit_csv.diagnose import ReadContext, explain, structural_problem
+from conduit_csv.diagnose import (
+    DEFAULT_FALSE,
+    DEFAULT_TRUE,
+    ReadContext,
+    explain,
+    open_quote_problem,
+    structural_problem,
+)
 from conduit_csv.files import check_readable, compression_of, match_files
 from conduit_csv.options import CsvSourceOptions
+from conduit_csv.rejects import InvalidRows, Stretches, TextConverter
 
 MIN_BLOCK_SIZE = 64 * 1024
 MAX_BLOCK_SIZE = 1 << 20  # pyarrow's own default: larger blocks raise peak RSS, not speed
@@ -31,12 +47,15 @@ class CsvSource(Source):
     """Reads CSV files as Arrow record batches (see the package README for the options)."""
 
     options_model = CsvSourceOptions
-    capabilities = SourceCapabilities(typed=False, declared_columns=True, file_positions=True)
+    capabilities = SourceCapabilities(
+        typed=False, declared_columns=True, file_positions=True, rejects_rows=True
+    )
     options: CsvSourceOptions
 
     def __init__(self, options: CsvSourceOptions) -> None:
         super().__init__(options)
         self._reader: pacsv.CSVStreamingReader | None = None
+        self._deferred: DataError | None = None
 
     def check(self) -> None:
         for path in match_files(self.options.path):
@@ -46,7 +65,14 @@ class CsvSource(Source):
     # -- discover -----------------------------------------------------------------------------
 
     def discover(self) -> pa.Schema:
-        """Header names from the first file; declared types, else pyarrow's inference from its first block."""
+        """Header names from the first file; declared types, else pyarrow's inference from its first block.
+
+        A first block that pyarrow cannot read (a row with the wrong number of fields, bytes that are
+        not text in an undeclared column) does not fail here, as the entity may set such rows aside
+        (``on_error: dlq``): the types are inferred from the rows that do read (such a column is
+        ``string``), and a ``fail`` read raises the very error this found before it reads anything.
+        """
+        self._deferred = None
         first = CsvFile(match_files(self.options.path)[0], self.options)
         layout = read_layout(first)
         check_declared_columns(first, layout)
@@ -58,7 +84,9 @@ class CsvSource(Source):
             if pa.types.is_null(dtype):
                 dtype = pa.string()  # no value to infer from (a header-only file, an all-empty column)
             elif pa.types.is_binary(dtype) and name not in declared:
-                raise self._invalid_text(first, layout, index)
+                if self._deferred is None:
+                    self._deferred = self._invalid_text(first, layout, index)
+                dtype = pa.string()
             fields.append(pa.field(name, dtype))
         return pa.schema(fields)
 
@@ -68,11 +96,32 @@ class CsvSource(Source):
         block_size = self.options.block_size or DEFAULT_BLOCK_SIZE
         context = ReadContext(file, layout, declared, frozenset(declared), block_size, file.path)
         options = convert_options(self.options, declared, layout.names)
-        reader = _open(file, layout, options, context)
+        try:
+            reader = _open(file, layout, options, context)
+        except DataError as exc:
+            self._deferred = exc
+            reader = self._open_tolerant(file, layout, declared, block_size, exc)
         try:
             return {field.name: field.type for field in reader.schema}
         finally:
             reader.close()
+
+    def _open_tolerant(
+        self,
+        file: CsvFile,
+        layout: Layout,
+        declared: dict[str, pa.DataType],
+        block_size: int,
+        error: DataError,
+    ) -> pacsv.CSVStreamingReader:
+        """A reader for inference only: invalid records skipped, undecodable bytes escaped, declared
+        columns as text. ``error`` (what the plain reader raised) when even that fails."""
+        options = convert_options(self.options, dict.fromkeys(declared, pa.string()), layout.names)
+        try:
+            reader, _ = file.open_dlq_reader(layout, options, block_size, lambda row: "skip")
+        except (pa.ArrowException, UnicodeError):
+            raise error from None
+        return reader
 
     def _invalid_text(self, file: CsvFile, layout: Layout, index: int) -> DataError:
         name = layout.names[index]
@@ -94,6 +143,8 @@ class CsvSource(Source):
         Every file's header is checked before the first row is read, so a glob whose tenth file has
         another header fails at once rather than after loading nine files.
         """
+        if self._deferred is not None and request.on_error != "dlq":
+            raise self._deferred
         paths = match_files(self.options.path)
         first = CsvFile(paths[0], self.options)
         first_layout = read_layout(first)
@@ -101,13 +152,14 @@ class CsvSource(Source):
         for path in paths[1:]:
             _check_same_header(first, first_layout, CsvFile(path, self.options))
         block_size = self.options.block_size or estimate_block_size(first, request.batch_size)
+        read_file = self._read_file_dlq if request.on_error == "dlq" else self._read_file
         for path in paths:
             if already_loaded(path, request.skip_files):
                 continue
             file = first if path == first.path else CsvFile(path, self.options)
             layout = first_layout if file is first else read_layout(file)
             if not layout.empty:
-                yield from self._read_file(file, layout, request.schema, block_size, first.path)
+                yield from read_file(file, layout, request.schema, block_size, first.path)
 
     def _read_file(
         self, file: CsvFile, layout: Layout, schema: pa.Schema, block_size: int, inferred_from: str
@@ -136,6 +188,46 @@ class CsvSource(Source):
         if last.num_rows:
             rows += last.num_rows
             yield SourceBatch(_conformed(last, schema, conform), {"file": file.path, "row": rows})
+
+    def _read_file_dlq(
+        self, file: CsvFile, layout: Layout, schema: pa.Schema, block_size: int, inferred_from: str
+    ) -> Iterator[SourceBatch]:
+        """One file read as text, single-threaded, bad rows set aside (see :mod:`conduit_csv.rejects`)."""
+        types = {field.name: field.type for field in schema}
+        context = ReadContext(
+            file, layout, types, frozenset(self.options.columns or {}), block_size, inferred_from, dlq=True
+        )
+        header = 1 if layout.header is not None else 0
+        invalid = InvalidRows(offset=layout.skip_lines + header, sentinel=SENTINEL)
+        converter = TextConverter(
+            schema,
+            file.encoding,
+            self.options.true_values or DEFAULT_TRUE,
+            self.options.false_values or DEFAULT_FALSE,
+        )
+        try:
+            reader, stream = file.open_dlq_reader(
+                layout, text_convert_options(self.options, schema), block_size, invalid
+            )
+        except _READ_ERRORS as exc:
+            raise explain(exc, context) from None
+        self._reader = reader
+        try:
+            with file.line_finder(layout, field_limit=block_size) as lines:
+                stretches = Stretches(file.path, invalid, converter, lines)
+                pending: pa.RecordBatch | None = None
+                for batch in _batches(reader, context):
+                    if pending is not None:
+                        yield stretches.take(pending, stream.escaped)
+                    pending = batch
+                if invalid.swallowed or pending is None or not _ends_with_sentinel(pending):
+                    raise _open_quote(context)
+                last = stretches.take(pending.slice(0, pending.num_rows - 1), stream.escaped, final=True)
+                if last.data.num_rows or last.rejected:
+                    yield last
+        finally:
+            reader.close()
+            self._reader = None
 
     def close(self) -> None:
         if self._reader is not None:
@@ -186,6 +278,17 @@ def _ends_with_sentinel(batch: pa.RecordBatch) -> bool:
 def _unterminated(context: ReadContext) -> DataError:
     try:
         problem = structural_problem(context)
+    except (OSError, UnicodeError):
+        problem = None
+    if problem is None:
+        return DataError("unterminated quoted value at the end of the file", context.file.location())
+    return DataError(problem.message, context.file.location(problem.line, problem.row, problem.column))
+
+
+def _open_quote(context: ReadContext) -> DataError:
+    """The error for a quote that the end of the file leaves open, on a dead-letter read."""
+    try:
+        problem = open_quote_problem(context)
     except (OSError, UnicodeError):
         problem = None
     if problem is None:
