@@ -11,6 +11,8 @@ Four sides on the same generated orders CSV (bench/generate.py), each a separate
                  go to the dead-letter queue (JSON Lines, with their values) instead of the Parquet
     bare:        bench/bare_pyarrow.py, the raw tool, for scale
 
+Column types are declared (as in bench/postgres.py), so the sides differ only by the checks.
+
 Pairs rotate the order of the sides. Wall time is spawn to exit; peak RSS from ``os.wait4``. After
 every run the output's row count is checked (and the queue's, for the 5% side), outside the timing.
 """
@@ -36,7 +38,9 @@ from csv_to_parquet import (
     rows_label,
     run_measured,
 )
+from postgres import COLUMNS
 
+DECLARED = ", ".join(f'{name}: "{arrow}"' for name, (_, arrow) in COLUMNS.items())
 STATUSES = ["pending", "paid", "shipped", "delivered", "cancelled", "refunded"]
 
 
@@ -55,9 +59,8 @@ def checks(failing: bool) -> str:
 def write_flow(path: Path, csv_path: Path, out: Path, extra: str) -> None:
     path.write_text(
         "version: 1\nentities:\n  orders:\n"
-        f"    source: {{type: csv, options: {{path: {str(csv_path)!r}}}}}\n"
+        f"    source: {{type: csv, options: {{path: {str(csv_path)!r}, columns: {{{DECLARED}}}}}}}\n"
         f"    destination: {{type: parquet, options: {{path: {str(out)!r}}}}}\n"
-        "    on_error: dlq\n"
         f"{extra}"
     )
 

@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -91,6 +92,43 @@ def json_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
     return rows
 
 
+_CONTROL = r"[\x00-\x1f]"
+
+
+def json_values(batch: pa.RecordBatch) -> list[str]:
+    """Each row of ``batch`` as the JSON text of ``{column: value}``, built column by column in Arrow.
+
+    The same values as :func:`json_rows` (decimals, dates and timestamps as text, integers and finite
+    floats as numbers). A batch with a column Arrow cannot encode this way (text with control
+    characters, non-finite floats, binary, nested types) goes through :func:`json_rows` and
+    ``json.dumps`` row by row instead.
+    """
+    if batch.num_rows == 0:
+        return []
+    pieces: list[Any] = []
+    for position, (name, column) in enumerate(zip(batch.schema.names, batch.columns, strict=True)):
+        pieces.append(("{" if position == 0 else ", ") + json.dumps(name, ensure_ascii=False) + ": ")
+        dtype = column.type
+        if pa.types.is_integer(dtype):
+            text = pc.cast(column, pa.string())
+        elif pa.types.is_boolean(dtype):
+            text = pc.if_else(column, "true", "false")
+        elif pa.types.is_floating(dtype) and pc.all(pc.fill_null(pc.is_finite(column), True)).as_py():
+            text = pc.cast(column, pa.string())
+        elif (pa.types.is_string(dtype) or pa.types.is_large_string(dtype)) and not pc.any(
+            pc.fill_null(pc.match_substring_regex(column, _CONTROL), False)
+        ).as_py():
+            escaped = pc.replace_substring(pc.replace_substring(column, "\\", "\\\\"), '"', '\\"')
+            text = pc.binary_join_element_wise('"', escaped, '"', "")
+        elif pa.types.is_decimal(dtype) or pa.types.is_timestamp(dtype) or pa.types.is_date(dtype):
+            text = pc.binary_join_element_wise('"', pc.cast(column, pa.string()), '"', "")
+        else:
+            return [json.dumps(row, ensure_ascii=False) for row in json_rows(batch)]
+        pieces.append(pc.fill_null(text, "null"))
+    pieces.append("}")
+    return [str(line) for line in pc.binary_join_element_wise(*pieces, "").to_pylist()]
+
+
 def to_json_value(value: Any) -> Any:
     """A value as JSON keeps it exactly: numbers that JSON would round, dates and bytes as text."""
     if value is None or isinstance(value, bool | int | str):
@@ -117,9 +155,15 @@ class PendingPart:
     _handle: IO[str] | None = None
     _buffer: list[dict[str, Any]] = field(default_factory=list)
     _lines: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    """Rows are added from the engine's thread and from the background encoder."""
     _writer: Any = None
 
     def add(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            self._add(record)
+
+    def _add(self, record: dict[str, Any]) -> None:
         self.rows += 1
         if self.fmt == "jsonl":
             self._lines.append(json.dumps(record, ensure_ascii=False))
@@ -129,6 +173,17 @@ class PendingPart:
             self._buffer.append(record)
             if len(self._buffer) >= _PARQUET_BATCH:
                 self._flush_parquet()
+
+    def add_line(self, line: str) -> None:
+        """A record already encoded as one line of JSON (the fast path of check rejections)."""
+        with self._lock:
+            if self.fmt != "jsonl":
+                self._add(json.loads(line))
+                return
+            self.rows += 1
+            self._lines.append(line)
+            if len(self._lines) >= _JSONL_LINES:
+                self._flush_jsonl()
 
     def _flush_jsonl(self) -> None:
         if not self._lines:
@@ -154,6 +209,10 @@ class PendingPart:
 
     def close(self) -> None:
         """Make the part durable (flushed and fsynced) before the destination commits."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         self._flush_jsonl()
         if self._handle is not None:
             self._handle.flush()

@@ -15,8 +15,11 @@ Rows a source could not read or convert (``on_error: dlq``) arrive as
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,11 +27,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from conduit.checks import Check
-from conduit.dlq import DeadLetterQueue, PendingPart, json_rows, record_id, to_json_value
+from conduit.dlq import DeadLetterQueue, PendingPart, json_values, record_id, to_json_value
 from conduit.errors import DataError, DataLocation
 from conduit.state import now
 
 MASK = "***"
+_ENCODE_ROWS = 8192
+"""Rejected rows gathered before they are encoded in one go."""
 EXAMPLES = 3
 _SHOWN = 300
 
@@ -110,14 +115,36 @@ class Rejections:
         self.written = 0
         self.part: PendingPart | None = None
         self.first: str | None = None
+        self._encoder: ThreadPoolExecutor | None = None
+        self._encoding: list[Future[None]] = []
+        self._backlog: dict[tuple[int, str | None], tuple[Check, list[pa.RecordBatch], list[int | None]]] = {}
+        self._backlog_rows = 0
 
     # -- the session's part -----------------------------------------------------------------------
 
     def open(self, seq: int) -> None:
         self.part = self.dlq.open_part(self.run_id, seq)
 
+    def _drain(self, *, raise_errors: bool = True) -> None:
+        """Encode what is left and wait for the records being encoded in the background."""
+        if raise_errors:
+            self._submit()
+        else:
+            self._backlog, self._backlog_rows = {}, 0
+        pending, self._encoding = self._encoding, []
+        encoder, self._encoder = self._encoder, None
+        try:
+            for future in pending:
+                error = future.exception()
+                if error is not None and raise_errors:
+                    raise error
+        finally:
+            if encoder is not None:
+                encoder.shutdown(wait=True)
+
     def seal(self) -> None:
         """Before the destination commits: the part is on disk, flushed and fsynced."""
+        self._drain()
         if self.part is not None:
             self.part.close()
 
@@ -127,6 +154,7 @@ class Rejections:
         self.part = None
 
     def aborted(self, seq: int) -> None:
+        self._drain(raise_errors=False)
         if self.part is not None:
             self.part.drop()
         self.dlq.discard(self.run_id, seq)
@@ -197,33 +225,82 @@ class Rejections:
             )
 
     def _to_queue(self, check: Check, batch: pa.RecordBatch, failing: pa.Array, rows: RowMap) -> None:
-        """Stage the failing rows of a ``dlq`` check: values made JSON-safe in Arrow, and one
-        ``explain`` (on the row's Python values) per distinct combination of the checked columns."""
-        rule, at = check.describe(), now()
+        """Stage the failing rows of a ``dlq`` check: counted here, encoded in the background.
+
+        The hot path of a check that rejects many rows. Row numbers and the first failure are worked
+        out now (the batch is filtered next); the records are built on a worker thread, which runs
+        while the destination writes (Arrow and Parquet release the GIL), and :meth:`seal` waits for
+        it before the commit."""
+        count = len(failing)
+        self.rows += count
+        self.reasons[f"{check.describe()}:check_failed"] += count
         taken = batch.take(failing)
-        keys = check.columns()
+        indices = failing.to_pylist()
+        numbers = [rows.number(index) for index in indices]
+        if self.first is None:
+            where = str(rows.location(indices[0]))
+            explained = check.explain(taken.slice(0, 1).to_pylist()[0])
+            self.first = f"{where}: {explained}" if where else explained
+        group = self._backlog.setdefault((id(check), rows.file), (check, [], []))
+        group[1].append(taken)
+        group[2].extend(numbers)
+        self._backlog_rows += count
+        if self._backlog_rows >= _ENCODE_ROWS:
+            self._submit()
+
+    def _submit(self) -> None:
+        """Hand the backlog to the encoder thread, one call per check and file (fewer, larger
+        Arrow calls: the per-call cost dominates for the few hundred rows a batch rejects)."""
+        backlog, self._backlog, self._backlog_rows = self._backlog, {}, 0
+        if not backlog:
+            return
+        if self._encoder is None:
+            self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conduit-dlq")
+        for (_, file), (check, batches, numbers) in backlog.items():
+            combined = pa.Table.from_batches(batches).combine_chunks().to_batches()
+            taken = combined[0] if len(combined) == 1 else pa.concat_batches(combined)
+            self._encoding.append(self._encoder.submit(self._encode, check, taken, numbers, file))
+
+    def _encode(
+        self, check: Check, taken: pa.RecordBatch, numbers: list[int | None], file: str | None
+    ) -> None:
+        """Append one record per row of ``taken``: values encoded to JSON in Arrow
+        (:func:`~conduit.dlq.json_values`), ``explain`` once per distinct combination of the checked
+        columns' values, each record one f-string."""
+        part = self.part
+        assert part is not None, "a dead-letter part is open while a session is"
+        rule = check.describe()
+        keyed = [taken.column(k).to_pylist() for k in check.columns() if k in taken.schema.names]
+        values = json_values(taken)
+        dumps = json.dumps
+        head = (
+            f', "run_id": {dumps(self.run_id)}, "flow": {dumps(self.flow)}, "entity": {dumps(self.entity)}, '
+            f'"file": {dumps(file)}, "line": null, "row": '
+        )
+        middle = f', "rule": {dumps(rule, ensure_ascii=False)}, "reason": "check_failed", "message": '
+        tail = f', "raw": null, "at": {dumps(now())}}}'
         messages: dict[Any, str] = {}
-        for position, (index, row) in enumerate(zip(failing.to_pylist(), json_rows(taken), strict=True)):
+        for position, row in enumerate(numbers):
+            key: Any = tuple(column[position] for column in keyed) if keyed else position
             try:
-                key: Any = tuple(row.get(k) for k in keys) if keys else position
                 message = messages.get(key)
             except TypeError:  # an unhashable value (a list): no caching
                 key, message = position, None
             if message is None:
-                message = check.explain(taken.slice(position, 1).to_pylist()[0])
+                message = dumps(check.explain(taken.slice(position, 1).to_pylist()[0]), ensure_ascii=False)
                 messages[key] = message
-            self._add(
-                file=rows.file,
-                line=None,
-                row=rows.number(index),
-                rule=rule,
-                reason="check_failed",
-                message=message,
-                column=None,
-                values=row,
-                raw=None,
-                at=at,
+            text = values[position]
+            ident = hashlib.blake2b(
+                f"{self.entity}\x1f{file}\x1f{row}\x1f{rule}\x1f{text}".encode(), digest_size=12
+            ).hexdigest()
+            if self.dlq.known(ident):
+                continue
+            self.dlq.remember(ident)
+            part.add_line(
+                f'{{"id": "{ident}"{head}{"null" if row is None else row}{middle}{message}, "column": null, '
+                f'"values": {text}{tail}'
             )
+            self.written += 1
 
     def apply_checks(
         self,

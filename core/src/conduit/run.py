@@ -520,7 +520,7 @@ class _Load:
         result, rejections = self.result, self.rejections
         result.rows_rejected = rejections.rows
         result.rejections = dict(rejections.reasons)
-        if rejections.written:
+        if rejections.rows:
             result.dlq = str(rejections.dlq.directory)
         rejections.check_count(self.where)
         self.listener.progress(self.plan.name, result.rows_read, time.perf_counter() - self.started)
