@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import pyarrow as pa
 
 from conduit import manifest
 from conduit.config.explain import explain_json, explain_text
@@ -33,15 +34,18 @@ from conduit.config.profiles import (
 from conduit.connectors import Destination
 from conduit.dlq import DeadLetterQueue, dlq_root
 from conduit.errors import ConduitError, ConfigError, DataLocation
+from conduit.evolution import approve
 from conduit.incremental import from_json, to_json
 from conduit.plugins import Registry, core_version, load_registry
 from conduit.progress import TerminalProgress, summary
 from conduit.replay import replay_entity
 from conduit.run import RunOptions, RunResult, new_run_id, run_flow
 from conduit.scaffold import scaffold
+from conduit.schema import SchemaRecord, drift
 from conduit.secrets import REDACTOR, mask_json, register_environment
 from conduit.state import StateStore, describe_state, normalized, now, store_for
 from conduit.state import state_dir as state_dir_for
+from conduit.types import type_name
 
 SLOW_EXIT_ENV = "CONDUIT_SLOW_EXIT"
 DEBUG_ENV = "CONDUIT_DEBUG"
@@ -159,12 +163,14 @@ def run(
                 if entity.debug and os.environ.get(DEBUG_ENV):
                     echo(entity.debug, err=True)
         ok = ok and result.status == "success"
+    failed = [e for result in results for e in result.entities if e.status == "failed"]
     if as_json:
         payload = results[0].to_json() if len(results) == 1 else {"runs": [r.to_json() for r in results]}
         echo(json.dumps(mask_json(payload), indent=2))
     elif not quiet:
         echo("\n\n".join(summary(result) for result in results))
-    ctx.exit(0 if ok else 1)
+    # 3: nothing failed but schema drift waits for `conduit schema approve`.
+    ctx.exit(0 if ok else 3 if all(e.needs_approval for e in failed) else 1)
 
 
 def _write_manifest(root: Path, record: dict[str, Any]) -> None:
@@ -546,6 +552,187 @@ def dlq_purge(
     with store.lock(plan.name, "dlq-purge"):
         count = queue.purge(run)
     echo(f"{entity}: {count:,} rejected rows purged")
+
+
+@cli.group()
+def schema() -> None:
+    """Show, compare and approve entities' accepted schemas (versions kept with the state)."""
+
+
+def _record(plan: EntityPlan, root: Path) -> SchemaRecord:
+    _, store = _store(plan, root)
+    return SchemaRecord.from_state(store.read(plan.name) or {})
+
+
+def _columns(stored: dict[str, Any]) -> list[str]:
+    return [
+        f"  {c['name']}: {c['type']}{'' if c.get('nullable', True) else ' not null'}"
+        for c in stored["columns"]
+    ]
+
+
+@schema.command(name="show")
+@click.argument("entity")
+@flow_options
+@click.option("--version", "version", type=int, help="An older version (default: the accepted one).")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def schema_show(
+    ctx: click.Context,
+    entity: str,
+    flow: Path,
+    env: str | None,
+    profiles_dir: Path | None,
+    state_dir: Path | None,
+    version: int | None,
+    as_json: bool,
+) -> None:
+    """Show ENTITY's accepted schema (the columns its target has, by version)."""
+    project, (plan,) = _plans(ctx, flow, entity, env, profiles_dir)
+    record = _record(plan, state_dir_for(project.root, state_dir))
+    if not record.version:
+        raise ConduitError(f"entity {entity!r} has no accepted schema yet (it has not been loaded)")
+    wanted = version or record.version
+    entry = next((h for h in record.history if h.get("version") == wanted), None)
+    if entry is None:
+        raise ConduitError(f"entity {entity!r} has no schema version {wanted} (versions 1..{record.version})")
+    if as_json:
+        echo(json.dumps({k: v for k, v in entry.items() if k != "arrow"}, indent=2))
+        return
+    echo(
+        f"{entity}: schema version {wanted} of {record.version}, accepted {entry['accepted_at']} ({entry['how']})"
+    )
+    echo("\n".join(_columns(entry)))
+
+
+@schema.command(name="history")
+@click.argument("entity")
+@flow_options
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def schema_history(
+    ctx: click.Context,
+    entity: str,
+    flow: Path,
+    env: str | None,
+    profiles_dir: Path | None,
+    state_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """List ENTITY's schema versions: when, how, what changed, and the DDL that ran."""
+    project, (plan,) = _plans(ctx, flow, entity, env, profiles_dir)
+    record = _record(plan, state_dir_for(project.root, state_dir))
+    history = [{k: v for k, v in h.items() if k != "arrow"} for h in record.history]
+    if as_json:
+        echo(json.dumps(history, indent=2))
+        return
+    if not history:
+        echo(f"{entity}: no schema versions yet")
+        return
+    for entry in history:
+        changes = "; ".join(_change_text(c) for c in entry.get("changes") or []) or "first version"
+        echo(
+            f"v{entry['version']}  {entry['accepted_at']}  {entry['how']}  run {entry['run_id']}\n  {changes}"
+        )
+        for statement in entry.get("ddl") or []:
+            echo(f"  ddl: {statement}")
+
+
+def _change_text(change: dict[str, Any]) -> str:
+    if change["kind"] == "added":
+        return f"+{change['column']} {change['to']}"
+    if change["kind"] == "removed":
+        return f"-{change['column']} (loads as NULL)"
+    widened = f" -> column {change['widened']}" if change.get("widened") else ""
+    return f"~{change['column']} {change['from']} => {change['to']} ({change['compatibility']}{widened})"
+
+
+@schema.command(name="diff")
+@click.argument("entity")
+@flow_options
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def schema_diff(
+    ctx: click.Context,
+    entity: str,
+    flow: Path,
+    env: str | None,
+    profiles_dir: Path | None,
+    state_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Compare what the source sends now, the accepted schema, and the destination's columns."""
+    project, (plan,) = _plans(ctx, flow, entity, env, profiles_dir)
+    root = state_dir_for(project.root, state_dir)
+    source = plan.source_cls(plan.source.options)
+    try:
+        incoming = source.discover()
+    finally:
+        source.close()
+    destination, store = _store(plan, root)
+    record = SchemaRecord.from_state(store.read(plan.name) or {})
+    current = destination.current_schema()
+    accepted = record.current
+    names: list[str] = []
+    for schema_ in (accepted, incoming, current):
+        for name in schema_.names if schema_ is not None else []:
+            if name not in names:
+                names.append(name)
+
+    def kind(schema_: pa.Schema | None, name: str) -> str | None:
+        if schema_ is None or name not in schema_.names:
+            return None
+        return type_name(schema_.field(name).type)
+
+    rows = [
+        {
+            "column": n,
+            "source": kind(incoming, n),
+            "accepted": kind(accepted, n),
+            "destination": kind(current, n),
+        }
+        for n in names
+    ]
+    changes = []
+    if accepted is not None and record.source is not None:
+        changes = [
+            c.to_json()
+            for c in drift(
+                record.source, accepted, incoming, timestamptz=plan.rows.timestamp_to_timestamptz
+            ).changes
+        ]
+    if as_json:
+        echo(json.dumps({"accepted_version": record.version, "columns": rows, "changes": changes}, indent=2))
+        return
+    width = max([len(n) for n in names] + [6])
+    echo(f"{'column':<{width}}  {'source':<22}  {'accepted v' + str(record.version):<22}  destination")
+    for row in rows:
+        echo(
+            f"{row['column']:<{width}}  {row['source'] or '-':<22}  {row['accepted'] or '-':<22}  {row['destination'] or '-'}"
+        )
+    echo("drift: " + ("; ".join(_change_text(c) for c in changes) if changes else "none"))
+
+
+@schema.command(name="approve")
+@click.argument("entity")
+@flow_options
+@click.pass_context
+def schema_approve(
+    ctx: click.Context,
+    entity: str,
+    flow: Path,
+    env: str | None,
+    profiles_dir: Path | None,
+    state_dir: Path | None,
+) -> None:
+    """Apply the plan a `manual` run left for ENTITY (its DDL, exactly) and accept the new version."""
+    project, (plan,) = _plans(ctx, flow, entity, env, profiles_dir)
+    root = state_dir_for(project.root, state_dir)
+    done = approve(plan, _registry(ctx), root, new_run_id())
+    for statement in done.ddl:
+        echo(f"ran: {statement}")
+    changes = "; ".join(_change_text(c) for c in done.changes)
+    echo(f"{entity}: schema version {done.to_version} accepted ({changes}); the next run loads with it")
 
 
 def _runs_root(project_dir: Path, state_dir: Path | None) -> Path:

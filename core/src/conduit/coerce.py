@@ -290,6 +290,11 @@ def classify(value: Any, target: pa.DataType) -> tuple[str, str]:
         value = value.decode("utf-8")
         shown = _shown(value)
     text = str(value).strip()
+    if isinstance(value, Decimal | float) and (pa.types.is_integer(target) or pa.types.is_decimal(target)):
+        if isinstance(value, float) and not math.isfinite(value):
+            return "not_a_number", f"{shown} has no {name} value"
+        if pa.types.is_integer(target) and value != int(value):
+            return "precision_loss", f"{shown} has a fractional part, which {name} would drop"
     if pa.types.is_integer(target):
         if re.match(_INTEGER, text):
             return "overflow", f"{shown} is out of range for {name}"

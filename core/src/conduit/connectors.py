@@ -14,17 +14,22 @@ A destination opens a :class:`LoadSession` per entity and run: ``write`` every b
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import pyarrow as pa
 from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr, ValidationInfo
 
 from conduit.errors import ConnectorError
+
+if TYPE_CHECKING:
+    from conduit.schema import ColumnChange
+
+SchemaChangeKind = Literal["add_column", "widen_type"]
 
 WriteMode = Literal["append", "replace", "merge"]
 WRITE_MODES: tuple[WriteMode, ...] = ("append", "replace", "merge")
@@ -103,6 +108,10 @@ class DestinationCapabilities:
     """``commit(state)`` stores the entity's state atomically with the data, and ``read_state``,
     ``write_state`` and ``lock`` work: incremental loads and checkpoints are then exactly-once. Without
     it the engine keeps state in the local state directory, written right after each commit."""
+    schema_changes: frozenset[SchemaChangeKind] = frozenset()
+    """What schema evolution the target can take: ``add_column`` (a new nullable column) and
+    ``widen_type`` (a column to a wider type, see :mod:`conduit.schema`). A database runs DDL from
+    :meth:`Destination.plan_schema_changes`; a file destination writes new parts with the new schema."""
 
 
 @dataclass(frozen=True)
@@ -241,6 +250,14 @@ class LoadSession(ABC):
     def abort(self) -> None:
         """Discard everything written; leave the target as it was. Must not raise on a second call."""
 
+    def apply_schema_changes(self, statements: Sequence[str]) -> None:
+        """Run ``statements`` (from :meth:`Destination.plan_schema_changes`) inside this load, before
+        the first ``write``, so they commit or roll back with the data. Default: nothing to run."""
+        if statements:
+            raise ConnectorError(
+                f"{type(self).__name__} cannot apply schema changes: {'; '.join(statements)}"
+            )
+
     def __enter__(self) -> LoadSession:
         return self
 
@@ -283,6 +300,27 @@ class Destination(ABC):
     @abstractmethod
     def open(self, request: WriteRequest) -> LoadSession:
         """Start a load session for one entity."""
+
+    # -- schema evolution (only with ``capabilities.schema_changes``) -----------------------------
+
+    def plan_schema_changes(self, target: pa.Schema, changes: Sequence[ColumnChange]) -> list[str]:
+        """The exact statements that turn the current target into ``target`` by making ``changes``
+        (added columns, widened types), shown in a plan and then run verbatim. Default: none (a file
+        destination simply writes its next parts with ``target``)."""
+        return []
+
+    def apply_schema_changes(
+        self, entity: str, statements: Sequence[str], state: Mapping[str, Any] | None
+    ) -> None:
+        """``conduit schema approve``: run ``statements`` outside a load and store ``state`` (with the
+        new accepted schema) together, atomically where the destination can. Default (no statements):
+        store the state where the destination keeps it."""
+        if statements:
+            raise ConnectorError(
+                f"{type(self).__name__} cannot apply schema changes: {'; '.join(statements)}"
+            )
+        if self.capabilities.stores_state:
+            self.write_state(entity, state)
 
     # -- state (only with ``capabilities.stores_state``) ------------------------------------------
 

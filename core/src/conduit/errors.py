@@ -50,6 +50,8 @@ class RetriableConnectorError(ConnectorError):
 class SchemaError(ConduitError):
     """Incoming data does not fit the destination's schema and the schema policy refused the change."""
 
+    changes: list[dict[str, object]] = []  # noqa: RUF012 - set per instance: the drift refused
+
 
 @dataclass(frozen=True)
 class DataLocation:

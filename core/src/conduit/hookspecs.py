@@ -63,12 +63,17 @@ def conduit_register_checks(register: Callable[[str, type[Check] | str], None]) 
 
 
 @hookspec(firstresult=True)
-def conduit_schema_policy(entity: str, diff: SchemaDiff) -> SchemaDecision | None:
-    """Decide what happens when incoming data's schema differs from the destination's.
+def conduit_schema_policy(
+    entity: str, diff: SchemaDiff, policy: str, capabilities: frozenset[str]
+) -> SchemaDecision | None:
+    """Decide what happens when the incoming data's schema differs from the entity's accepted one.
 
-    Called only when ``diff`` is not empty. Return a :class:`conduit.schema.SchemaDecision` to decide,
-    or ``None`` to leave the decision to the next plugin. The first non-``None`` answer wins; the
-    core's default policy is registered ``trylast`` so any plugin can override it.
+    Called only when ``diff`` is not empty, before anything is written. ``policy`` is the entity's
+    ``schema.policy`` (``manual``, ``auto``, ``warn``, ``freeze``, or a name your plugin defines);
+    ``capabilities`` the changes the destination can make (``add_column``, ``widen_type``). Return a
+    :class:`conduit.schema.SchemaDecision` to decide, or ``None`` to leave the decision to the next
+    plugin. The first non-``None`` answer wins; the built-in policies are registered ``trylast``, so a
+    plugin can override them for the entities it cares about (check ``entity``).
     """
 
 

@@ -164,8 +164,16 @@ class Registry:
     def check(self, name: str) -> type[Check]:
         return self._lookup("check", name, self.checks).cls
 
-    def schema_decision(self, entity: str, diff: SchemaDiff) -> SchemaDecision:
-        decision: SchemaDecision | None = self.pm.hook.conduit_schema_policy(entity=entity, diff=diff)
+    def schema_decision(
+        self,
+        entity: str,
+        diff: SchemaDiff,
+        policy: str = "manual",
+        capabilities: frozenset[str] = frozenset(),
+    ) -> SchemaDecision:
+        decision: SchemaDecision | None = self.pm.hook.conduit_schema_policy(
+            entity=entity, diff=diff, policy=policy, capabilities=capabilities
+        )
         if decision is None:  # only when the built-in policy was disabled
             return SchemaDecision(proceed=False, reason=f"no schema policy decided: {diff.describe()}")
         return decision

@@ -27,7 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from conduit.checks import Check
-from conduit.dlq import DeadLetterQueue, PendingPart, json_values, record_id, to_json_value
+from conduit.coerce import Failure
+from conduit.dlq import DeadLetterQueue, PendingPart, json_rows, json_values, record_id, to_json_value
 from conduit.errors import DataError, DataLocation
 from conduit.state import now
 
@@ -221,6 +222,25 @@ class Rejections:
                 column=item.column,
                 values=to_json_value(dict(item.values)) if item.values is not None else None,
                 raw=item.raw,
+                at=at,
+            )
+
+    def from_schema(self, failures: Sequence[Failure], batch: pa.RecordBatch, rows: RowMap) -> None:
+        """Rows whose value does not convert to the target's column type (a schema change a policy
+        did not apply): rule ``schema``, the conversion's reason code."""
+        at = now()
+        originals = json_rows(batch.take(pa.array([f.index for f in failures], pa.int64())))
+        for failure, values in zip(failures, originals, strict=True):
+            self._add(
+                file=rows.file,
+                line=None,
+                row=rows.number(failure.index),
+                rule="schema",
+                reason=failure.reason,
+                message=failure.message,
+                column=failure.column,
+                values=values,
+                raw=None,
                 at=at,
             )
 

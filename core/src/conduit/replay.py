@@ -27,9 +27,11 @@ from conduit.config.flow import EntityPlan
 from conduit.connectors import WriteMode, WriteRequest
 from conduit.dlq import DeadLetterQueue, dlq_root
 from conduit.errors import ConduitError, ConfigError, DataError
+from conduit.evolution import SchemaPlan
 from conduit.plugins import Registry
 from conduit.rejects import CheckResult
-from conduit.run import EntityResult, _target_schema
+from conduit.run import EntityResult
+from conduit.schema import SchemaRecord
 from conduit.state import normalized, now, store_for
 
 
@@ -159,9 +161,19 @@ def _replay(
         entity.rejections = reasons
         if not batch.num_rows:
             return
-        target = _target_schema(plan, registry, destination, schema, mode)
-        if target is not schema:
-            batch = batch.select(target.names)
+        accepted = SchemaRecord.from_state(state).current
+        target = accepted if accepted is not None else schema
+        dropped = tuple(name for name in schema.names if name not in target.names)
+        batch, failures, _ = SchemaPlan(target, dropped=dropped).conform(batch)
+        if failures:  # values that no longer fit the accepted schema stay in the queue
+            keep = set(range(len(ids))) - {f.index for f in failures}
+            ids = [ident for i, ident in enumerate(ids) if i in keep]
+            outcome.still_rejected += len(failures)
+            entity.rows_rejected = outcome.still_rejected
+            for failure in failures:
+                reasons[f"schema:{failure.reason}"] = reasons.get(f"schema:{failure.reason}", 0) + 1
+        if not batch.num_rows:
+            return
         session = destination.open(WriteRequest(plan.name, target, mode, run_id, 0))
         try:
             session.write(batch)

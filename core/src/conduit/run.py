@@ -41,11 +41,11 @@ from conduit.connectors import (
 )
 from conduit.dlq import DeadLetterQueue, dlq_root
 from conduit.errors import ConduitError, ConfigError, ConnectorError, SchemaError
+from conduit.evolution import SchemaApprovalRequired, plan_schema
 from conduit.files import file_version
 from conduit.incremental import CursorWindow, counter, from_json, lookback_delta, to_json, window_state
 from conduit.plugins import Registry
 from conduit.rejects import CheckResult, Rejections, RowMap
-from conduit.schema import diff_schemas
 from conduit.state import DEFAULT_STATE_DIR, StateStore, normalized, now, store_for
 
 READ_AHEAD = 2
@@ -87,6 +87,14 @@ class EntityResult:
     """Rejected rows by ``rule:reason`` (``coerce:not_a_number``, ``range(amount, max=100):check_failed``)."""
     dlq: str | None = None
     """The entity's dead-letter directory, when a row was sent there."""
+    schema_version: int = 0
+    schema_changes: list[dict[str, Any]] = field(default_factory=list)
+    """The drift this run met, each change with its kind, types and compatibility."""
+    ddl: list[str] = field(default_factory=list)
+    """Statements run on the target by this run (inside the load's transaction)."""
+    values_dropped: dict[str, int] = field(default_factory=dict)
+    """Non-null values of new columns left out (``schema.policy: warn``), per column."""
+    needs_approval: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -113,6 +121,10 @@ class EntityResult:
             "state_store": self.state_store,
             "rejections": dict(self.rejections),
             "dlq": self.dlq,
+            "schema_version": self.schema_version,
+            "schema_changes": self.schema_changes,
+            "ddl": self.ddl,
+            "values_dropped": self.values_dropped,
             "error": self.error,
             "checks": [vars(c) for c in self.checks],
             "warnings": self.warnings,
@@ -236,6 +248,9 @@ def run_entity(
         result.status = "success"
     except ConduitError as exc:
         result.error = str(exc)
+        result.needs_approval = isinstance(exc, SchemaApprovalRequired)
+        if isinstance(exc, SchemaError) and exc.changes:
+            result.schema_changes = list(exc.changes)
     except Exception as exc:  # noqa: BLE001 - a connector bug fails its entity, not the whole run
         result.error = (
             f"unexpected error in the {plan.source.type} -> {plan.destination.type} load: "
@@ -434,8 +449,28 @@ class _Load:
 
     def run(self) -> None:
         plan, result = self.plan, self.result
-        target_schema = _target_schema(plan, self.registry, self.destination, self.schema, self.mode)
-        self.target_schema = target_schema
+        self.evolution = plan_schema(
+            entity=plan.name,
+            flow=plan.flow,
+            registry=self.registry,
+            destination=self.destination,
+            incoming=self.schema,
+            mode=self.mode,
+            state=self.prior,
+            policy=plan.rows.schema_policy,
+            timestamptz=plan.rows.timestamp_to_timestamptz,
+            run_id=self.run_id,
+            full_refresh=self.options.full_refresh,
+            state_dir=self.options.state_dir or Path(DEFAULT_STATE_DIR),
+        )
+        evolution = self.evolution
+        if evolution.record is not None:
+            self.prior["schema"] = evolution.record  # committed with the data, at every commit
+        result.schema_version = evolution.version
+        result.schema_changes = [c.to_json() for c in evolution.changes]
+        result.ddl = list(evolution.ddl)
+        target_schema = self.target_schema = evolution.target
+        self.first_seq = self.commits_before
         cursor = None
         if self.window is not None:
             cursor = CursorFilter(self.window.column, self.window.mark, inclusive=True)
@@ -505,6 +540,12 @@ class _Load:
     def _open(self) -> LoadSession:
         request = WriteRequest(self.plan.name, self.target_schema, self.mode, self.run_id, self.seq)
         session = self.destination.open(request)
+        if self.seq == self.first_seq and self.evolution.ddl:
+            try:
+                session.apply_schema_changes(self.evolution.ddl)
+            except BaseException:
+                session.abort()
+                raise
         self.rejections.open(self.seq)
         return session
 
@@ -569,9 +610,12 @@ class _Load:
         result = self.result
         result.rows_read += batch.num_rows
         result.batches += 1
-        batch = self.rejections.apply_checks(self.checks, result.checks, batch, rows)
-        if target_schema is not self.schema:
-            batch = batch.select(target_schema.names)
+        checked = self.rejections.apply_checks(self.checks, result.checks, batch, rows)
+        batch, failures, dropped = self.evolution.conform(checked)
+        if failures:  # values that do not fit the target's type (schema.policy: warn)
+            self.rejections.from_schema(failures, checked, rows)
+        for column, count in dropped.items():
+            result.values_dropped[column] = result.values_dropped.get(column, 0) + count
         if batch.num_rows:
             session.write(batch)
         if self.window is not None:
@@ -659,27 +703,6 @@ def _verify_check_columns(plan: EntityPlan, schema: pa.Schema) -> None:
                 f"entity {plan.name!r}: check {check.describe()} names columns the source does not have: "
                 f"{', '.join(missing)} (source columns: {', '.join(schema.names)})"
             )
-
-
-def _target_schema(
-    plan: EntityPlan, registry: Registry, destination: Destination, incoming: pa.Schema, mode: str
-) -> pa.Schema:
-    """The schema to write: the incoming one, reordered to the target's column order when only the
-    order differs; a real difference goes to the schema policy."""
-    if mode != "append":
-        return incoming
-    current = destination.current_schema()
-    if current is None:
-        return incoming
-    diff = diff_schemas(current, destination.stored_schema(incoming))
-    if not diff:
-        if current.names == incoming.names:
-            return incoming
-        return pa.schema([incoming.field(name) for name in current.names])
-    decision = registry.schema_decision(plan.name, diff)
-    if not decision.proceed:
-        raise SchemaError(decision.reason)
-    return incoming
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema, plan: EntityPlan) -> pa.RecordBatch:

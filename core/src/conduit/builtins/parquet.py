@@ -130,7 +130,11 @@ STATE_KEY = b"conduit.state"
 class ParquetDestination(Destination):
     options_model = ParquetDestinationOptions
     capabilities = DestinationCapabilities(
-        write_modes=frozenset({"replace", "append"}), atomic=True, preserves_types=True, stores_state=True
+        write_modes=frozenset({"replace", "append"}),
+        atomic=True,
+        preserves_types=True,
+        stores_state=True,
+        schema_changes=frozenset({"add_column", "widen_type"}),  # new parts carry the new schema
     )
     options: ParquetDestinationOptions
 
@@ -154,8 +158,12 @@ class ParquetDestination(Destination):
             return None
         if not self.is_directory:
             return pq.read_schema(target).remove_metadata()
-        parts = [p for p in sorted(Path(target).glob("*.parquet")) if not p.name.startswith((".", "_"))]
-        return pq.read_schema(parts[0]).remove_metadata() if parts else None
+        parts = [p for p in Path(target).glob("*.parquet") if not p.name.startswith((".", "_"))]
+        if not parts:
+            return None
+        # The newest part has the newest schema (schema evolution writes new parts, never rewrites).
+        newest = max(parts, key=lambda p: (p.stat().st_mtime_ns, p.name))
+        return pq.read_schema(newest).remove_metadata()
 
     def open(self, request: WriteRequest) -> LoadSession:
         if request.mode == "append" and not self.is_directory:

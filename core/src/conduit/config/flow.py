@@ -96,6 +96,8 @@ class RowPolicy:
     dlq_format: Literal["jsonl", "parquet"] = "jsonl"
     dlq_path: Path | None = None
     secret_columns: tuple[str, ...] = ()
+    schema_policy: str = "manual"
+    timestamp_to_timestamptz: bool = False
 
 
 @dataclass(frozen=True)
@@ -433,6 +435,8 @@ class _FlowResolver:
                 spec.dlq.format,
                 self._dlq_path(spec.dlq.path),
                 tuple(spec.secret_columns or ()),
+                spec.schema_.policy,
+                spec.schema_.timestamp_to_timestamptz,
             ),
         )
 

@@ -94,6 +94,18 @@ class DlqDefaults(_Strict):
     path: str | None = None
 
 
+class SchemaSpec(_Strict):
+    """``schema:`` what happens when the source's schema drifts (see docs/config.md)."""
+
+    policy: Literal["manual", "auto", "warn", "freeze"] = "manual"
+    timestamp_to_timestamptz: bool = False
+
+
+class SchemaDefaults(_Strict):
+    policy: Literal["manual", "auto", "warn", "freeze"] | None = None
+    timestamp_to_timestamptz: bool | None = None
+
+
 class _RowPolicy(_Strict):
     """What happens to bad rows (shared by entities and ``defaults:``)."""
 
@@ -115,6 +127,7 @@ class EntitySpec(_RowPolicy):
     incremental: IncrementalSpec | None = None
     commit_every: int = Field(default=DEFAULT_COMMIT_EVERY, gt=0)
     dlq: DlqSpec = Field(default_factory=DlqSpec)
+    schema_: SchemaSpec = Field(default_factory=SchemaSpec, alias="schema")
 
 
 class DefaultsSpec(_RowPolicy):
@@ -128,6 +141,7 @@ class DefaultsSpec(_RowPolicy):
     incremental: IncrementalSpec | None = None
     commit_every: int | None = Field(default=None, gt=0)
     dlq: DlqDefaults | None = None
+    schema_: SchemaDefaults | None = Field(default=None, alias="schema")
 
 
 class FlowSpec(_Strict):
