@@ -40,15 +40,47 @@ class Change:
 
 
 CHANGES = [
-    Change("added_column", "id,n,name,note\n3,30,c,hello\n4,40,d,\n", "{id: int64, n: int32, name: string, note: string}",
-           True, "text", "string", 2, None),
-    Change("int_to_bigint", "id,n,name\n3,30,c\n4,5000000000,d\n", "{id: int64, n: int64, name: string}",
-           True, "bigint", "int64", 1, "overflow"),
-    Change("int_to_numeric", "id,n,name\n3,30.00,c\n4,1.25,d\n", "{id: int64, n: \"decimal(12,2)\", name: string}",
-           True, "numeric(12,2)", "decimal(12,2)", 1, "precision_loss"),
+    Change(
+        "added_column",
+        "id,n,name,note\n3,30,c,hello\n4,40,d,\n",
+        "{id: int64, n: int32, name: string, note: string}",
+        True,
+        "text",
+        "string",
+        2,
+        None,
+    ),
+    Change(
+        "int_to_bigint",
+        "id,n,name\n3,30,c\n4,5000000000,d\n",
+        "{id: int64, n: int64, name: string}",
+        True,
+        "bigint",
+        "int64",
+        1,
+        "overflow",
+    ),
+    Change(
+        "int_to_numeric",
+        "id,n,name\n3,30.00,c\n4,1.25,d\n",
+        '{id: int64, n: "decimal(12,2)", name: string}',
+        True,
+        "numeric(12,2)",
+        "decimal(12,2)",
+        1,
+        "precision_loss",
+    ),
     Change("removed_column", "id,n\n3,30\n4,40\n", "{id: int64, n: int32}", True, None, None, 2, None),
-    Change("text_into_int", "id,n,name\n3,30,c\n4,many,d\n", "{id: int64, n: string, name: string}",
-           False, None, None, 1, "not_a_number"),
+    Change(
+        "text_into_int",
+        "id,n,name\n3,30,c\n4,many,d\n",
+        "{id: int64, n: string, name: string}",
+        False,
+        None,
+        None,
+        1,
+        "not_a_number",
+    ),
 ]
 MODES = ["manual", "auto", "warn", "freeze"]
 
@@ -219,7 +251,9 @@ def test_policy_meets_change(
             assert rows[-1]["n"] == 5_000_000_000
         if change.name == "int_to_numeric":
             assert [r["n"] for r in rows][-2:] == [Decimal("30.00"), Decimal("1.25")]
-        expected_type = change.pg_type_after_auto if target.kind == "postgres" else change.parquet_type_after_auto
+        expected_type = (
+            change.pg_type_after_auto if target.kind == "postgres" else change.parquet_type_after_auto
+        )
         column = "note" if change.name == "added_column" else "n"
         if expected_type is not None:
             assert target.column_type(column) == expected_type
@@ -241,7 +275,14 @@ def test_manifest_records_schema_changes_applied(tmp_path: Path, capsys: pytest.
     entity = manifest["flows"][0]["entities"][0]
     assert entity["schema_version"] == 2
     assert entity["schema_changes"] == [
-        {"kind": "added", "column": "note", "from": None, "to": "string", "compatibility": None, "widened": None}
+        {
+            "kind": "added",
+            "column": "note",
+            "from": None,
+            "to": "string",
+            "compatibility": None,
+            "widened": None,
+        }
     ]
 
 
@@ -263,7 +304,9 @@ def conduit_schema_policy(entity, diff, policy):
 
 def test_a_third_party_policy_overrides_the_builtin_for_one_entity(tmp_path: Path) -> None:
     site = tmp_path / "site"
-    make_distribution(site, "conduit-lenient", "1.0.0", {"lenient": "lenient_policy"}, {"lenient_policy": POLICY_PLUGIN})
+    make_distribution(
+        site, "conduit-lenient", "1.0.0", {"lenient": "lenient_policy"}, {"lenient_policy": POLICY_PLUGIN}
+    )
     (tmp_path / "in.csv").write_text(V1)
     flow = tmp_path / "ingest.yml"
 
