@@ -50,7 +50,7 @@ class RetriableConnectorError(ConnectorError):
 class SchemaError(ConduitError):
     """Incoming data does not fit the destination's schema and the schema policy refused the change."""
 
-    changes: list[dict[str, object]] = []  # noqa: RUF012 - set per instance: the drift refused
+    changes: list[dict[str, object]] = []  # set per instance: the drift that was refused
 
 
 @dataclass(frozen=True)

@@ -272,7 +272,7 @@ def evolved(current: pa.Schema, applied: Sequence[ColumnChange]) -> pa.Schema:
     fields = []
     for f in current:
         change = by_name.get(f.name)
-        if change is not None and change.kind == "type_changed" and change.compatibility == "widening":
+        if change is not None and change.compatibility == "widening":
             assert change.widened is not None
             fields.append(pa.field(f.name, change.widened, True))
         else:

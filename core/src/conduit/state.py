@@ -195,6 +195,12 @@ def describe_state(entity: str, stored: Mapping[str, Any] | None, where: str) ->
             f"  INTERRUPTED run {progress.get('run_id')}: {int(progress.get('rows') or 0):,} rows committed, "
             f"stopped at {at}; continue with `conduit run --resume`"
         )
+    schema = state.get("schema")
+    if isinstance(schema, Mapping) and schema.get("version"):
+        columns = ", ".join(str(c.get("name")) for c in schema.get("columns") or [])
+        lines.append(
+            f"  schema      version {schema['version']}: {columns}  (`conduit schema history {entity}`)"
+        )
     lines.append(f"  last run    {state['run_id']} at {state['updated_at']}")
     lines.append(f"  rows loaded {int(state['rows_loaded_total'] or 0):,} in total")
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """The ``postgres`` destination: binary COPY into a table, one transaction per load.
 
-Each load is a :class:`~conduit_postgres.session.PostgresLoadSession`: it opens a transaction and a
+Each load is a :class:`~conduit_postgres.session.PostgresLoadSession`: a transaction (which starts
+with the load's schema changes, if any) and, from the first write, a
 ``COPY ... FROM STDIN (FORMAT binary)`` that pgpq's encoded batches stream into as they are written.
 Nothing is visible to other connections before ``commit``, which finishes the COPY, applies the
 mode, upserts the ``_conduit_state`` row and commits, all in that one transaction; ``abort`` (or a
@@ -14,6 +15,13 @@ killed process: the server rolls back) leaves no trace.
   ``order_by`` first when set, then load order), delete the keys whose latest row has the
   ``hard_delete`` flag, and ``INSERT ... ON CONFLICT DO UPDATE`` the rest.
 
+Schema evolution (:mod:`conduit_postgres.evolution`): :meth:`PostgresDestination.plan_schema_changes`
+gives the DDL for added columns and widened types (``ALTER TABLE ... ADD COLUMN`` / ``ALTER COLUMN ...
+TYPE``); a load runs it first thing in its own transaction
+(:meth:`~conduit_postgres.session.PostgresLoadSession.apply_schema_changes`), so it commits or rolls
+back with the data, and ``conduit schema approve`` runs it with the state row in a transaction of its
+own (:meth:`PostgresDestination.apply_schema_changes`).
+
 The destination stores state (:mod:`conduit_postgres.statestore`): ``read_state``/``write_state`` on
 the ``_conduit_state`` row, and ``lock``, a session advisory lock per schema and entity on a
 connection of its own, held for the run.
@@ -21,9 +29,9 @@ connection of its own, held for the run.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg2
 import pyarrow as pa
@@ -31,13 +39,16 @@ from psycopg2.extensions import cursor as Cursor
 
 from conduit.connectors import Destination, DestinationCapabilities, LoadSession, WriteRequest
 from conduit.errors import ConnectorError
-from conduit_postgres import catalog, statements, statestore
+from conduit_postgres import catalog, evolution, statements, statestore
 from conduit_postgres.connection import close_quietly, connect
 from conduit_postgres.errors import statement_error
 from conduit_postgres.identifiers import TableName, shown
 from conduit_postgres.options import PostgresDestinationOptions
 from conduit_postgres.session import PostgresLoadSession, destination_label
-from conduit_postgres.types import stored_type, to_arrow
+from conduit_postgres.types import arrow_field, stored_type
+
+if TYPE_CHECKING:
+    from conduit.schema import ColumnChange
 
 
 class PostgresDestination(Destination):
@@ -50,6 +61,7 @@ class PostgresDestination(Destination):
         atomic=True,
         preserves_types=True,
         stores_state=True,
+        schema_changes=frozenset({"add_column", "widen_type"}),
     )
     options: PostgresDestinationOptions
 
@@ -68,7 +80,9 @@ class PostgresDestination(Destination):
             raise ConnectorError(f"{destination_label(target)}: {problem}")
 
     def current_schema(self) -> pa.Schema | None:
-        """The table's columns as Arrow types (as the source reads them), or ``None`` if it is missing."""
+        """The table's columns as Arrow types (as the source reads them), or ``None`` if it is missing.
+        A ``varchar(n)``/``char(n)`` column is a string field with ``{b"conduit.max_length": b"<n>"}``
+        metadata (see :func:`conduit_postgres.types.arrow_field`)."""
         target = self.options.target
         connection = connect(self.options)
         try:
@@ -81,7 +95,7 @@ class PostgresDestination(Destination):
             raise statement_error(exc, destination_label(target)) from None
         finally:
             close_quietly(connection)
-        return pa.schema([pa.field(c.name, to_arrow(c.type)) for c in table.columns])
+        return pa.schema([arrow_field(c.name, c.type) for c in table.columns])
 
     def stored_schema(self, incoming: pa.Schema) -> pa.Schema:
         """Incoming types as a table created for them reads back (timestamp[s] -> timestamp[us], ...)."""
@@ -89,6 +103,38 @@ class PostgresDestination(Destination):
 
     def open(self, request: WriteRequest) -> LoadSession:
         return PostgresLoadSession(self.options, request)
+
+    # -- schema evolution -------------------------------------------------------------------------
+
+    def plan_schema_changes(self, target: pa.Schema, changes: Sequence[ColumnChange]) -> list[str]:
+        """One ``ALTER TABLE`` per added column (``ADD COLUMN "c" <type>``, nullable, no default) and
+        per widened type (``ALTER COLUMN "c" TYPE <type> USING "c"::<type>``), checked against the
+        table as it is now (see :mod:`conduit_postgres.evolution`). Removed columns, types that fit
+        and a table that does not exist yet get no statement. ``target`` (the evolved schema) is what
+        the next load writes; the statements are built from ``changes``."""
+        where = destination_label(self.options.target)
+        connection = connect(self.options)
+        try:
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                table = _existing_table(cursor, self.options.target, where)
+            return evolution.plan_statements(
+                connection, self.options.target, table, changes, where, never_added=self.options.hard_delete
+            )
+        except psycopg2.Error as exc:
+            raise statement_error(exc, where) from None
+        finally:
+            close_quietly(connection)
+
+    def apply_schema_changes(
+        self, entity: str, statements: Sequence[str], state: Mapping[str, Any] | None
+    ) -> None:
+        """Outside a load (``conduit schema approve``): run ``statements`` and upsert ``entity``'s
+        ``_conduit_state`` row (``None``: delete it) in one transaction; any failure changes nothing.
+        The caller holds the entity's lock; the statements take the table's own lock."""
+        statestore.write_state(
+            self.options, entity, state, destination_label(self.options.target), ddl=statements
+        )
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -104,6 +150,15 @@ class PostgresDestination(Destination):
         """A session advisory lock on a connection of its own, held for the block; raises
         :class:`ConnectorError` at once, naming the holder, when another run has it."""
         return statestore.entity_lock(self.options, entity, destination_label(self.options.target))
+
+
+def _existing_table(cursor: Cursor, target: TableName, where: str) -> catalog.Table | None:
+    relation = catalog.find_relation(cursor, target)
+    if relation is None:
+        return None
+    if not relation.is_table:
+        raise ConnectorError(f"{where}: {target} is {relation.describe_kind()}, not a table")
+    return catalog.describe_table(cursor, target, relation.oid)
 
 
 def _access_problem(cursor: Cursor, target: TableName, create_table: bool) -> str | None:

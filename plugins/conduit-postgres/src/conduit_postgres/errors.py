@@ -5,7 +5,7 @@
   when the server's COPY context gives them.
 * A lost connection is a :class:`RetriableConnectorError`.
 * Everything else (a missing table or column, a syntax error in ``where``, a permission) is a
-  :class:`ConnectorError`.
+  :class:`ConnectorError`, and so is any failure of a schema change's DDL (which names the statement).
 """
 
 from __future__ import annotations
@@ -36,20 +36,36 @@ def _primary(exc: psycopg2.Error) -> str:
 def statement_error(exc: psycopg2.Error, what: str) -> ConduitError:
     """The Conduit error for ``exc``, raised while doing ``what`` (``loading into public.orders``)."""
     code = exc.pgcode or ""
-    primary = one_line(_primary(exc))
     if not code and isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
+        primary = one_line(_primary(exc))
         return RetriableConnectorError(f"{what}: the connection to PostgreSQL failed: {primary}")
+    message = _message(exc, what)
+    if code.startswith(("22", "23")):
+        return DataError(message, _copy_location(exc.diag.context or ""))
+    return ConnectorError(message)
+
+
+def schema_change_error(exc: psycopg2.Error, statement: str, where: str) -> ConnectorError:
+    """The error for a schema-change statement that failed: a :class:`ConnectorError` naming the
+    statement (even for a data exception: the rows at fault are already in the table, not in the
+    load), or :class:`RetriableConnectorError` for a lost connection."""
+    what = f"{where}: the schema change `{one_line(statement)}` failed"
+    if not exc.pgcode and isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
+        primary = one_line(_primary(exc))
+        return RetriableConnectorError(f"{what}: the connection to PostgreSQL failed: {primary}")
+    return ConnectorError(f"{_message(exc, what)} (nothing was changed)")
+
+
+def _message(exc: psycopg2.Error, what: str) -> str:
     diag = exc.diag
     detail = one_line(diag.message_detail or "")
     hint = one_line(diag.message_hint or "")
-    message = f"{what}: {primary}"
+    message = f"{what}: {one_line(_primary(exc))}"
     if detail:
         message += f" ({detail})"
     if hint:
         message += f"; {hint}"
-    if code.startswith(("22", "23")):
-        return DataError(message, _copy_location(diag.context or ""))
-    return ConnectorError(message)
+    return message
 
 
 def _copy_location(context: str) -> DataLocation:

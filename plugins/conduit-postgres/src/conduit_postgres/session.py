@@ -1,9 +1,15 @@
 """One load into PostgreSQL: a transaction, a binary COPY streaming the batches, and the mode's
-finishing statements at commit (see :mod:`conduit_postgres.destination` for the modes)."""
+finishing statements at commit (see :mod:`conduit_postgres.destination` for the modes).
+
+Opening a session connects; the transaction's work starts with the first of
+:meth:`~PostgresLoadSession.apply_schema_changes` (the schema changes' DDL), ``write`` or ``commit``.
+The table is prepared for the mode (created, staged) and the COPY started at the first ``write`` (or
+``commit``), after any DDL, so the staging table, the merge's temporary table and the column
+conversions all see the table as the DDL left it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import psycopg2
@@ -13,7 +19,7 @@ from psycopg2.extensions import cursor as Cursor
 
 from conduit.connectors import WRITE_MODES, LoadSession, WriteRequest
 from conduit.errors import ConfigError, ConnectorError, DataError
-from conduit_postgres import catalog, statements, statestore
+from conduit_postgres import catalog, evolution, statements, statestore
 from conduit_postgres.catalog import Table
 from conduit_postgres.connection import close_quietly, connect
 from conduit_postgres.copy_in import CopyIn
@@ -89,18 +95,30 @@ class PostgresLoadSession(LoadSession):
         self._status: Literal["open", "committed", "aborted"] = "open"
         self._rows = 0
         self._copy: CopyIn | None = None
+        self._encoder: BatchEncoder | None = None
         self._staging: TableName | None = None
         self._merge_stage: str | None = None
         self._reused = False
         _validate(options, request, self.where)
         self.connection = connect(options)
+
+    # -- schema changes -------------------------------------------------------------------------
+
+    def apply_schema_changes(self, statements: Sequence[str]) -> None:
+        """Run the planned DDL in this load's transaction, before the table is prepared and the COPY
+        starts: it commits with the data and the state, or rolls back with them. A failing
+        statement aborts the session with a :class:`ConnectorError` naming it."""
+        if self._status != "open":
+            raise ConnectorError(
+                f"{self.where}: schema changes after {self._status}: the load session is over"
+            )
+        if self._copy is not None:
+            raise ConnectorError(f"{self.where}: schema changes must be applied before the first write")
+        if not statements:
+            return
         try:
             with self.connection.cursor() as cursor:
-                targets, load_into = self._prepare(cursor)
-            self.encoder = BatchEncoder(request.schema, targets, self.where)
-            statement = statements.copy_from_stdin(load_into, request.schema.names)
-            self._copy = CopyIn(self.connection, statement.as_string(self.connection))
-            self._copy.send(self.encoder.header())
+                evolution.run_statements(cursor, statements, self.where)
         except psycopg2.Error as exc:
             self._discard()
             raise statement_error(exc, self.where) from None
@@ -108,7 +126,30 @@ class PostgresLoadSession(LoadSession):
             self._discard()
             raise
 
-    # -- opening --------------------------------------------------------------------------------
+    # -- starting -------------------------------------------------------------------------------
+
+    def _start(self) -> tuple[CopyIn, BatchEncoder]:
+        """The running COPY and its encoder, started on first use: the table prepared for the mode
+        (after any schema changes), then ``COPY ... FROM STDIN`` and the binary header."""
+        if self._copy is not None and self._encoder is not None:
+            return self._copy, self._encoder
+        try:
+            with self.connection.cursor() as cursor:
+                targets, load_into = self._prepare(cursor)
+            encoder = BatchEncoder(self.request.schema, targets, self.where)
+            statement = statements.copy_from_stdin(load_into, self.request.schema.names)
+            self._encoder = encoder
+            self._copy = copy = CopyIn(self.connection, statement.as_string(self.connection))
+            copy.send(encoder.header())
+        except psycopg2.Error as exc:
+            self._discard()
+            raise statement_error(exc, self.where) from None
+        except BaseException:
+            self._discard()
+            raise
+        return copy, encoder
+
+    # -- preparing ------------------------------------------------------------------------------
 
     def _prepare(self, cursor: Cursor) -> tuple[Targets, sql.Composable]:
         """Create what the mode needs; return the column types to encode for and the COPY target."""
@@ -208,16 +249,17 @@ class PostgresLoadSession(LoadSession):
     # -- the session ----------------------------------------------------------------------------
 
     def write(self, batch: pa.RecordBatch) -> None:
-        if self._status != "open" or self._copy is None:
+        if self._status != "open":
             raise ConnectorError(f"{self.where}: write after {self._status}: the load session is over")
         if not batch.schema.equals(self.request.schema):
             batch = self._conform(batch)
         if batch.num_rows == 0:
             return
-        chunk = self.encoder.encode(batch, self._rows + 1)
+        copy, encoder = self._start()
+        chunk = encoder.encode(batch, self._rows + 1)
         self._rows += batch.num_rows
         try:
-            self._copy.send(chunk)
+            copy.send(chunk)
         except psycopg2.Error as exc:
             self._discard()
             raise statement_error(exc, self.where) from None
@@ -240,12 +282,13 @@ class PostgresLoadSession(LoadSession):
 
     def commit(self, state: Mapping[str, Any]) -> None:
         """Finish the COPY, apply the mode, upsert the state row, COMMIT: one transaction."""
-        if self._status != "open" or self._copy is None:
+        if self._status != "open":
             raise ConnectorError(f"{self.where}: commit after {self._status}: the load session is over")
         try:
             payload = statestore.state_json(state, self.where)
-            self._copy.send(self.encoder.finish())
-            self._copy.finish()
+            copy, encoder = self._start()
+            copy.send(encoder.finish())
+            copy.finish()
             self._copy = None
             with self.connection.cursor() as cursor:
                 if self._staging is not None:

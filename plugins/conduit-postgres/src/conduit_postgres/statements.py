@@ -37,6 +37,27 @@ def add_columns(name: TableName, columns: Sequence[tuple[str, str]]) -> sql.Comp
     return sql.SQL("ALTER TABLE {} {}").format(name.sql, actions)
 
 
+def add_column(name: TableName, column: str, ddl: str) -> sql.Composed:
+    """``ALTER TABLE name ADD COLUMN column type``: nullable, no default (existing rows get NULL)."""
+    return sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(name.sql, sql.Identifier(column), sql.SQL(ddl))
+
+
+def alter_column_type(
+    name: TableName, column: str, ddl: str, *, from_naive_timestamp: bool = False
+) -> sql.Composed:
+    """``ALTER TABLE name ALTER COLUMN column TYPE type USING column::type``. A naive timestamp
+    becoming ``timestamptz`` is taken as UTC (``USING column AT TIME ZONE 'UTC'``), as Arrow and the
+    binary COPY take it, not in the server's ``TimeZone``."""
+    using = (
+        sql.SQL("{} AT TIME ZONE 'UTC'").format(sql.Identifier(column))
+        if from_naive_timestamp
+        else sql.SQL("{}::{}").format(sql.Identifier(column), sql.SQL(ddl))
+    )
+    return sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}").format(
+        name.sql, sql.Identifier(column), sql.SQL(ddl), using
+    )
+
+
 def create_merge_stage(name: str, columns: Sequence[tuple[str, str]]) -> sql.Composed:
     """A temporary table (dropped at commit or rollback) with a load-order column."""
     parts = [sql.SQL("{} {}").format(sql.Identifier(column), sql.SQL(ddl)) for column, ddl in columns]

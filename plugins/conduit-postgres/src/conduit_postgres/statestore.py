@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
@@ -29,7 +29,7 @@ from psycopg2.extensions import connection as Connection
 from psycopg2.extensions import cursor as Cursor
 
 from conduit.errors import ConnectorError
-from conduit_postgres import catalog, statements
+from conduit_postgres import catalog, evolution, statements
 from conduit_postgres.connection import close_quietly, connect
 from conduit_postgres.errors import statement_error
 from conduit_postgres.identifiers import shown
@@ -141,16 +141,24 @@ def read_state(options: PostgresDestinationOptions, entity: str, where: str) -> 
 
 
 def write_state(
-    options: PostgresDestinationOptions, entity: str, state: Mapping[str, Any] | None, where: str
+    options: PostgresDestinationOptions,
+    entity: str,
+    state: Mapping[str, Any] | None,
+    where: str,
+    *,
+    ddl: Sequence[str] = (),
 ) -> None:
     """Replace ``entity``'s state (``None``: delete it) in a transaction of its own, creating the
-    schema (with ``create_table``) and the state table when needed."""
+    schema (with ``create_table``) and the state table when needed. ``ddl`` (schema changes
+    from :func:`conduit_postgres.evolution.plan_statements`) run first in the same transaction: the
+    DDL and the state commit together, and a failing statement leaves both as they were."""
     payload = None if state is None else state_json(state, where)
     target = options.target
     table = target.sibling(statements.STATE_TABLE)
     connection = connect(options)
     try:
         with connection.cursor() as cursor:
+            evolution.run_statements(cursor, ddl, where)
             if payload is None:
                 if catalog.find_relation(cursor, table) is not None:
                     cursor.execute(statements.delete_state(target.schema), (entity,))

@@ -8,6 +8,10 @@ and microseconds, which no Arrow type that every destination can write holds, so
 text (``P1Y2M3DT4H5M6.5S``). One-dimensional arrays of scalar types are lists. Types without an
 Arrow counterpart (``uuid``, ``json``/``jsonb``, ``inet``, enums, ranges...) are their text form.
 
+A length-limited text column (``varchar(n)``, ``char(n)``) is a ``string`` whose field carries
+``{b"conduit.max_length": b"<n>"}`` in :func:`arrow_field` (what ``current_schema()`` reports), so a
+caller can tell it apart from ``text``; comparing types alone, it is an ordinary string.
+
 Arrow -> PostgreSQL is the column type a created table gets, which is also what pgpq's binary
 encoding of the Arrow type loads into without conversion.
 """
@@ -21,6 +25,10 @@ import pyarrow as pa
 from conduit.errors import ConnectorError
 
 NUMERIC_UNCONSTRAINED = -1
+MAX_LENGTH = b"conduit.max_length"
+"""The field metadata key holding the length limit of a ``varchar(n)``/``char(n)`` column."""
+_LENGTH_LIMITED = frozenset({"varchar", "bpchar"})
+_VARHDRSZ = 4
 
 _SCALARS: dict[str, pa.DataType] = {
     "bool": pa.bool_(),
@@ -121,6 +129,28 @@ def to_arrow(pg: PgType) -> pa.DataType:
         if element.is_text or element.name == "uuid":
             return pa.list_(pa.string())
     return pa.string()
+
+
+def max_length(pg: PgType) -> int | None:
+    """``n`` of a ``varchar(n)`` or ``char(n)`` column, ``None`` for any other type (``text``,
+    ``varchar`` without a limit)."""
+    if pg.name in _LENGTH_LIMITED and pg.typmod >= _VARHDRSZ:
+        return pg.typmod - _VARHDRSZ
+    return None
+
+
+def arrow_field(name: str, pg: PgType) -> pa.Field:
+    """The Arrow field a column reads as: its :func:`to_arrow` type, and for a length-limited text
+    column the :data:`MAX_LENGTH` metadata."""
+    limit = max_length(pg)
+    metadata = None if limit is None else {MAX_LENGTH: str(limit).encode("ascii")}
+    return pa.field(name, to_arrow(pg), metadata=metadata)
+
+
+def field_max_length(field: pa.Field) -> int | None:
+    """The length limit :func:`arrow_field` recorded on ``field``, or ``None`` when it has none."""
+    value = (field.metadata or {}).get(MAX_LENGTH)
+    return None if value is None else int(value)
 
 
 def list_element(pg: PgType) -> PgType | None:
