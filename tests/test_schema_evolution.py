@@ -336,3 +336,34 @@ def test_a_third_party_policy_overrides_the_builtin_for_one_entity(tmp_path: Pat
     write("{id: int64, n: int32, name: string, note: string, extra: int64}")
     plain = run_cli("run", flow, "--entity", "events")
     assert plain.returncode == 3 and "needs approval" in plain.stderr
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_text_longer_than_a_varchar_column(
+    mode: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A table the user made with ``varchar(3)``: Conduit never changes a length limit on its own;
+    longer values go to the dead-letter queue under warn and fail the load (nothing written) otherwise."""
+    for pg in scratch_schema():
+        target = Target("postgres", tmp_path, pg)
+        pg.query(f'CREATE TABLE "{pg.schema}".items (id bigint, n integer, name varchar(3)); SELECT 1')
+        (tmp_path / "in.csv").write_text(V1)
+        flow = _flow(tmp_path, target.yaml, V1_COLUMNS, mode)
+        code, result, err = _run(capsys, "run", flow, "--json")
+        assert code == 0, err
+        (tmp_path / "in.csv").write_text("id,n,name\n3,30,abc\n4,40,toolong\n")
+        code, result, err = _run(capsys, "run", flow, "--json")
+        entity = result["entities"][0]
+        assert entity["schema_changes"] == []  # the schema did not change; one value is too long
+        if mode == "warn":
+            assert code == 0, err
+            assert (entity["rows_loaded"], entity["rows_rejected"]) == (1, 1)
+            assert [(r["reason"], r["column"], r["row"]) for r in _dlq(tmp_path)] == [("too_long", "name", 2)]
+            assert [r["name"] for r in target.rows()] == ["a", "b", "abc"]
+        else:
+            assert code == 1
+            assert (
+                "does not fit the destination's varchar(3)" in entity["error"] and "row 2" in entity["error"]
+            )
+            assert [r["name"] for r in target.rows()] == ["a", "b"]
+        assert target.column_type("name") == "character varying(3)"

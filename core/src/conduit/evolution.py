@@ -37,6 +37,8 @@ from conduit.state import now, safe_name
 
 PLAN_VERSION = 1
 SCHEMA_DIR = "schema"
+MAX_LENGTH = b"conduit.max_length"
+"""Field metadata a destination sets on a length-limited text column (PostgreSQL ``varchar(n)``)."""
 
 
 class SchemaApprovalRequired(SchemaError):
@@ -61,12 +63,17 @@ class SchemaPlan:
     record: dict[str, Any] | None = None
     """The ``state["schema"]`` document to commit with the data (``None``: unchanged)."""
     version: int = 0
+    limits: dict[str, int] = field(default_factory=dict)
+    """Text columns the destination limits in length (``varchar(n)``): longer values are rejected."""
+    absorb: bool = False
+    """Values that do not fit go to the dead-letter queue (``warn``), instead of failing the load."""
 
     def conform(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, list[Failure], dict[str, int]]:
         """``batch`` as ``target``: columns in its order and types, missing ones NULL, dropped ones left
-        out. Returns the batch (without rows whose value did not convert), the failures (indices into
-        ``batch``), and the non-null values left out per dropped column."""
-        if batch.schema.equals(self.target):
+        out, text longer than a ``limits`` column takes rejected. Returns the batch (without rows whose
+        value did not fit), the failures (indices into ``batch``), and the non-null values left out
+        per dropped column."""
+        if batch.schema.equals(self.target) and not self.limits:
             return batch, [], {}
         names = batch.schema.names
         columns: list[pa.Array] = []
@@ -81,6 +88,15 @@ class SchemaPlan:
                 for failure in failed:
                     failures.setdefault(failure.index, failure)
             columns.append(column)
+        for name, limit in self.limits.items():
+            if name in names and pa.types.is_string(batch.column(name).type):
+                lengths = pc.utf8_length(batch.column(name))
+                for index in pc.indices_nonzero(pc.fill_null(pc.greater(lengths, limit), False)).to_pylist():
+                    message = (
+                        f"column {name!r}: a value of {lengths[index].as_py()} characters does not fit the "
+                        f"destination's varchar({limit})"
+                    )
+                    failures.setdefault(index, Failure(index, name, "too_long", message))
         dropped = {
             name: batch.num_rows - batch.column(name).null_count for name in self.dropped if name in names
         }
@@ -111,7 +127,50 @@ def plan_schema(
     state_dir: Path,
 ) -> SchemaPlan:
     """Decide how this load meets the schema (see the module docstring)."""
-    record = SchemaRecord.from_state({} if full_refresh else state)
+    plan = _plan(
+        SchemaRecord.from_state({} if full_refresh else state),
+        entity=entity,
+        flow=flow,
+        registry=registry,
+        destination=destination,
+        incoming=incoming,
+        mode=mode,
+        policy=policy,
+        timestamptz=timestamptz,
+        run_id=run_id,
+        full_refresh=full_refresh,
+        state_dir=state_dir,
+    )
+    if mode != "replace":
+        plan.limits = _limits(destination.current_schema())
+    plan.absorb = plan.absorb or policy == "warn"
+    return plan
+
+
+def _limits(current: pa.Schema | None) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for f in current or []:
+        raw = (f.metadata or {}).get(MAX_LENGTH)
+        if raw is not None and raw.isdigit():
+            found[f.name] = int(raw)
+    return found
+
+
+def _plan(
+    record: SchemaRecord,
+    *,
+    entity: str,
+    flow: str,
+    registry: Registry,
+    destination: Destination,
+    incoming: pa.Schema,
+    mode: WriteMode,
+    policy: str,
+    timestamptz: bool,
+    run_id: str,
+    full_refresh: bool,
+    state_dir: Path,
+) -> SchemaPlan:
     at = now()
     if full_refresh:
         doc = record.accept(incoming, incoming, how="full refresh", run_id=run_id, at=at)
@@ -167,7 +226,8 @@ def plan_schema(
     doc = record.accept(
         target, incoming, how=f"policy {policy}", run_id=run_id, at=at, changes=diff.changes, ddl=ddl
     )
-    return SchemaPlan(target, diff.changes, applied, ddl, dropped, doc, record.version)
+    absorb = decision.apply is not None  # a policy that changes less than everything loads what fits
+    return SchemaPlan(target, diff.changes, applied, ddl, dropped, doc, record.version, absorb=absorb)
 
 
 def _applicable(diff: SchemaDiff, chosen: tuple[ColumnChange, ...] | None) -> tuple[ColumnChange, ...]:

@@ -40,7 +40,7 @@ from conduit.connectors import (
     WriteRequest,
 )
 from conduit.dlq import DeadLetterQueue, dlq_root
-from conduit.errors import ConduitError, ConfigError, ConnectorError, SchemaError
+from conduit.errors import ConduitError, ConfigError, ConnectorError, DataError, SchemaError
 from conduit.evolution import SchemaApprovalRequired, plan_schema
 from conduit.files import file_version
 from conduit.incremental import CursorWindow, counter, from_json, lookback_delta, to_json, window_state
@@ -612,7 +612,14 @@ class _Load:
         result.batches += 1
         checked = self.rejections.apply_checks(self.checks, result.checks, batch, rows)
         batch, failures, dropped = self.evolution.conform(checked)
-        if failures:  # values that do not fit the target's type (schema.policy: warn)
+        if failures and not self.evolution.absorb:
+            first = failures[0]
+            raise DataError(
+                f"{first.message}; nothing of this commit was loaded (with schema.policy: warn such rows go "
+                "to the dead-letter queue)",
+                rows.location(first.index, first.column),
+            )
+        if failures:  # values that do not fit the target's columns (schema.policy: warn)
             self.rejections.from_schema(failures, checked, rows)
         for column, count in dropped.items():
             result.values_dropped[column] = result.values_dropped.get(column, 0) + count
