@@ -58,7 +58,7 @@ def test_default_policy_refuses_a_changed_schema_before_writing(tmp_path: Path, 
     result = run_flow(flow, registry)
     entity = result.entities[0]
     assert result.status == "failed"
-    assert "new column 'extra' (double)" in (entity.error or "")
+    assert "new column 'extra' (decimal(18,1))" in (entity.error or "")  # 1.5: inferred exactly
     assert pq.read_table(tmp_path / "out" / "events").num_rows == 5  # nothing written
 
 

@@ -181,7 +181,7 @@ def test_value_that_does_not_convert_to_a_declared_type(tmp_path: Path) -> None:
 def test_value_that_does_not_convert_to_an_inferred_type_suggests_declaring(tmp_path: Path) -> None:
     write = file_writer(tmp_path)
     write("z.csv", "id,zip\n" + "".join(f"{i},{10000 + i}\n" for i in range(1, 3000)) + "3000,A1B 2C3\n")
-    source = make_source(tmp_path, path="z.csv", block_size=4096)
+    source = make_source(tmp_path, path="z.csv", infer_rows=1000)
     error = read_error(source)
     assert (error.location.line, error.location.row, error.location.column) == (3001, 3000, "zip")
     message = str(error)

@@ -224,15 +224,15 @@ def test_custom_boolean_spellings(tmp_path: Path) -> None:
 
 
 def test_a_later_value_that_does_not_fit_an_inferred_type(tmp_path: Path) -> None:
-    # The int64 type is inferred from the first block; a fail read stops at 'abc' with a located error.
+    # The int64 type is inferred from the first 1000 rows; a fail read stops at 'AB-12' with a located error.
     body = "zip,n\n" + "".join(f"{10000 + i},{i}\n" for i in range(3000)) + "AB-12,3000\n3001,3001\n"
     write = file_writer(tmp_path)
     write("z.csv", body)
-    table, batches = read_dlq(make_source(tmp_path, path="z.csv", block_size=4096))
+    table, batches = read_dlq(make_source(tmp_path, path="z.csv", infer_rows=1000))
     assert table.schema.field("zip").type == pa.int64()
     assert table.num_rows == 3001
     assert summary(batches) == [(3001, 3002, "not_a_number", "zip")]
-    error = read_error(make_source(tmp_path, path="z.csv", block_size=4096))
+    error = read_error(make_source(tmp_path, path="z.csv", infer_rows=1000))
     assert (error.location.line, error.location.row, error.location.column) == (3002, 3001, "zip")
 
 
@@ -240,7 +240,7 @@ def test_an_inferred_time_column(tmp_path: Path) -> None:
     body = "t\n" + "10:00:00\n" * 3000 + "soon\n10:30\n"
     write = file_writer(tmp_path)
     write("t.csv", body)
-    table, batches = read_dlq(make_source(tmp_path, path="t.csv", block_size=4096))
+    table, batches = read_dlq(make_source(tmp_path, path="t.csv", infer_rows=1000))
     assert table.schema.field("t").type == pa.time32("s")
     assert table.num_rows == 3001
     assert summary(batches) == [(3001, 3002, "bad_value", "t")]

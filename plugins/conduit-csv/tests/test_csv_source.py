@@ -31,7 +31,7 @@ def test_reads_header_and_infers_types(tmp_path: Path) -> None:
         [
             ("id", pa.int64()),
             ("name", pa.string()),
-            ("price", pa.float64()),
+            ("price", pa.decimal128(18, 1)),  # 1.5 and 2: exact, one decimal place
             ("ok", pa.bool_()),
             ("day", pa.date32()),
         ]

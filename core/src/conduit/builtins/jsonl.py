@@ -1,8 +1,9 @@
 """Built-in JSON Lines source and destination (one JSON object per line).
 
 Source: one file or a glob (``.gz``/``.bz2``/``.zst`` decompressed by extension), streamed with
-``pyarrow.json.open_json``. Column types are inferred from the first block, or declared with
-``columns: {name: type}``. A field that appears later and is not in the schema is an error naming the
+``pyarrow.json.open_json``. Column types are declared with ``columns: {name: type}``, or inferred from
+the first ``infer_rows`` objects of the first file (:func:`JsonlSource.discover`, with the rules of
+:mod:`conduit.inference`). A field that appears later and is not in the schema is an error naming the
 field and line (never silently dropped); declare it, or set ``unexpected_fields: ignore``.
 
 Destination: one file, written to a hidden temp file and renamed over the target at commit. Rows are
@@ -18,15 +19,17 @@ import base64
 import io
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
+from conduit.coerce import coerce_column
 from conduit.connectors import (
     ConnectorOptions,
     Destination,
@@ -49,10 +52,12 @@ from conduit.files import (
     remove_quietly,
     temp_path_for,
 )
+from conduit.inference import DEFAULT_INFER_ROWS, InferenceRules, infer_type
 from conduit.types import parse_type, type_name
 
 SUFFIXES = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".jsonl.bz2", ".jsonl.zst", ".json.gz")
 DEFAULT_BLOCK = 1 << 20
+SAMPLE_CHUNK = 1 << 20
 
 
 def _parse_types(value: dict[str, str] | None) -> dict[str, str] | None:
@@ -69,13 +74,24 @@ class JsonlSourceOptions(ConnectorOptions):
     columns: dict[str, str] | None = None
     unexpected_fields: Literal["error", "ignore"] = "error"
     block_size: int | None = None
+    infer_rows: int = Field(default=DEFAULT_INFER_ROWS, ge=1)
 
     _types = field_validator("columns")(_parse_types)
 
 
+# JSON strings hold dates, times and timestamps (never numbers or booleans: a quoted "01234" is text);
+# JSON numbers hold numbers, up to 76 digits as decimal256 (Arrow's JSON reader cannot read a number as
+# text, so a number column cannot fall back to string the way a CSV column does).
+_STRING_RULES = InferenceRules(numbers=False, booleans=False, trim=False)
+_NUMBER_RULES = InferenceRules(booleans=False, temporal=False, trim=False, max_precision=76)
+
+
 def _parsed_as(dtype: pa.DataType) -> pa.DataType:
-    """Arrow's JSON parser reads dates only from numbers: read them as strings and cast after."""
-    return pa.string() if pa.types.is_date(dtype) else dtype
+    """The type Arrow's JSON parser reads a column as: dates, times and timestamps as strings, converted
+    after (:func:`_cast`) -- the parser reads dates only from numbers, no times, and would accept a
+    UTC offset in a timestamp column without a time zone, dropping it."""
+    temporal = pa.types.is_date(dtype) or pa.types.is_time(dtype) or pa.types.is_timestamp(dtype)
+    return pa.string() if temporal else dtype
 
 
 class JsonlSource(Source):
@@ -99,17 +115,19 @@ class JsonlSource(Source):
         return pajson.ReadOptions(block_size=block, use_threads=True)
 
     def discover(self) -> pa.Schema:
+        """The columns of the first ``infer_rows`` objects of the first file, in order of appearance,
+        plus any declared column they lack; declared types, else inferred ones.
+
+        Arrow's JSON parser reads the sample and says what each field holds: ``true``/``false`` is
+        ``bool``; numbers are typed from their literal text (:mod:`conduit.inference`: ``int64``,
+        ``decimal(p,s)``, ``float64`` when one has an exponent); strings are ``date``, ``time``,
+        ``timestamp[us]``, ``timestamp[us, UTC]`` or ``string``; objects and arrays keep the struct
+        and list types Arrow infers; a field that is always null is ``string``.
+        """
         declared = {k: parse_type(v) for k, v in (self.options.columns or {}).items()}
         file = self.files()[0]
-        try:
-            with self._stream(file) as stream:
-                reader = pajson.open_json(stream, read_options=self._read_options())
-                inferred = reader.schema
-        except pa.ArrowInvalid as exc:
-            if "Empty JSON file" in str(exc) or "empty" in str(exc).lower():
-                inferred = pa.schema([])
-            else:
-                raise _locate(file, exc, None) from None
+        lines = self._sample(file)
+        inferred = self._infer(file, lines, set(declared)) if lines else pa.schema([])
         fields = []
         for field in inferred:
             dtype = declared.get(field.name, field.type)
@@ -120,12 +138,64 @@ class JsonlSource(Source):
             raise DataError("file holds no JSON objects and no columns are declared", DataLocation(file=file))
         return pa.schema(fields)
 
+    def _sample(self, file: str) -> list[bytes]:
+        """The first ``infer_rows`` non-blank lines of ``file`` (read in 1 MiB chunks, split by bytes)."""
+        wanted = self.options.infer_rows
+        lines: list[bytes] = []
+        pending: list[bytes] = []  # the start of a line that continues in the next chunk
+        with self._stream(file) as stream:
+            while len(lines) < wanted:
+                chunk = bytes(stream.read(SAMPLE_CHUNK))
+                if not chunk:
+                    lines.extend(line for line in [b"".join(pending)] if line.strip())
+                    break
+                if b"\n" not in chunk:
+                    pending.append(chunk)
+                    continue
+                parts = chunk.split(b"\n")
+                parts[0] = b"".join([*pending, parts[0]])
+                pending = [parts.pop()]
+                lines.extend(line for line in parts if line.strip())
+        return lines[:wanted]
+
+    def _infer(self, file: str, lines: list[bytes], declared: set[str]) -> pa.Schema:
+        """The sample's columns with their inferred types (declared ones as Arrow sees them).
+
+        Arrow's parse of the sample gives each field's kind, and the text of plain strings. The text
+        of numbers (``1.50``, ``1e5``) and of the strings Arrow took for timestamps (``Z`` or not) is
+        gone from its result: Python's JSON parser gives it (one C call over the sample, each literal
+        kept as text, Arrow building the columns), or for timestamps alone a second Arrow parse with
+        those columns as strings.
+        """
+        parsed = _read_sample(file, lines, None)
+        types = {field.name: field.type for field in parsed.schema}
+        undeclared = [field for field in parsed.schema if field.name not in declared]
+        numbers = [field.name for field in undeclared if pa.types.is_floating(field.type)]
+        stamps = [field.name for field in undeclared if pa.types.is_timestamp(field.type)]
+        texts = {f.name: parsed.column(f.name) for f in undeclared if pa.types.is_string(f.type)}
+        if numbers:
+            literals = _literals(lines, numbers + stamps)
+            if literals is not None:
+                texts.update((name, literals.field(name)) for name in numbers + stamps)
+        missing = [name for name in stamps if name not in texts]
+        if missing:
+            strings = _read_sample(file, lines, pa.schema([(name, pa.string()) for name in missing]))
+            texts.update((name, strings.column(name)) for name in missing)
+        for name, values in texts.items():
+            if name in numbers:
+                found = infer_type(values, _NUMBER_RULES)
+                types[name] = pa.float64() if pa.types.is_string(found) else found
+            else:
+                types[name] = infer_type(values, _STRING_RULES)
+        return pa.schema([pa.field(name, dtype) for name, dtype in types.items()])
+
     def read(self, request: ReadRequest) -> Iterator[SourceBatch]:
         parse_schema = pa.schema([pa.field(f.name, _parsed_as(f.type)) for f in request.schema])
         parse = pajson.ParseOptions(
             explicit_schema=parse_schema,
             unexpected_field_behavior="ignore" if self.options.unexpected_fields == "ignore" else "error",
         )
+        hint = self._hint
         for file in self.files():
             if already_loaded(file, request.skip_files):
                 continue
@@ -141,38 +211,91 @@ class JsonlSource(Source):
                             continue
                         raise
                     for batch in reader:
-                        batch = _cast(batch, request.schema, file, rows)
+                        batch = _cast(batch, request.schema, file, rows, hint)
                         rows += batch.num_rows
                         yield SourceBatch(batch, {"file": file, "row": rows})
             except pa.ArrowInvalid as exc:
-                raise _locate(file, exc, request.schema) from None
+                raise _locate(file, exc, request.schema, hint) from None
+
+    def _hint(self, column: str) -> str:
+        """What to add to the message for a value that does not fit ``column``'s type."""
+        if column in (self.options.columns or {}):
+            return ""
+        return (
+            f"; the type was inferred from the first {self.options.infer_rows} rows of {self.files()[0]}: "
+            f"declare the column's type under columns:"
+        )
 
 
-def _cast(batch: pa.RecordBatch, schema: pa.Schema, file: str, first_row: int) -> pa.RecordBatch:
+def _read_sample(file: str, lines: list[bytes], schema: pa.Schema | None) -> pa.Table:
+    """The sample lines parsed by Arrow (with ``schema``: only those columns, as those types)."""
+    block_size = max(SAMPLE_CHUNK, max(map(len, lines)) + 1)
+    read_options = pajson.ReadOptions(block_size=block_size, use_threads=True)
+    parse_options = pajson.ParseOptions(
+        explicit_schema=schema, unexpected_field_behavior="ignore" if schema is not None else "infer"
+    )
+    try:
+        sample = pa.BufferReader(b"\n".join(lines) + b"\n")
+        return pajson.read_json(sample, read_options=read_options, parse_options=parse_options)
+    except pa.ArrowInvalid as exc:
+        raise _locate(file, exc, None) from None
+
+
+def _literals(lines: list[bytes], names: list[str]) -> pa.StructArray | None:
+    """The fields ``names`` of the sample lines as the text of each value (``1.50``, ``1e5``), from
+    Python's JSON parser (in C: each number literal goes to ``str``; Arrow builds the columns from the
+    parsed objects). ``None`` if that parser refuses what Arrow's accepted."""
+    try:
+        objects = json.loads(
+            b"[" + b",".join(lines) + b"]", parse_float=str, parse_int=str, parse_constant=str
+        )
+        return pa.array(objects, type=pa.struct([(name, pa.string()) for name in names]))
+    except (ValueError, TypeError, RecursionError, pa.ArrowException):
+        return None
+
+
+def _no_hint(column: str) -> str:
+    return ""
+
+
+def _cast(
+    batch: pa.RecordBatch,
+    schema: pa.Schema,
+    file: str,
+    first_row: int,
+    hint: Callable[[str], str] = _no_hint,
+) -> pa.RecordBatch:
+    """``batch`` as parsed (see :func:`_parsed_as`) converted to ``schema``, exactly (the first value
+    that does not convert is a located :class:`DataError`)."""
     if batch.schema.equals(schema):
         return batch.select(schema.names) if batch.schema.names != schema.names else batch
     columns = []
     for field in schema:
         column = batch.column(field.name)
         if column.type != field.type:
-            try:
-                column = pc.cast(column, field.type)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                for index, value in enumerate(column.to_pylist()):
-                    try:
-                        pc.cast(pa.array([value], column.type), field.type)
-                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                        raise DataError(
-                            f"value {value!r} is not a valid {type_name(field.type)}",
-                            DataLocation(file=file, row=first_row + index + 1, column=field.name),
-                        ) from None
-                raise
+            column, failures = coerce_column(column, field.type, field.name)
+            if failures:
+                value = batch.column(field.name)[failures[0].index].as_py()
+                raise DataError(
+                    f"value {value!r} is not a valid {type_name(field.type)}{hint(field.name)}",
+                    DataLocation(file=file, row=first_row + failures[0].index + 1, column=field.name),
+                )
         columns.append(column)
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
-def _locate(file: str, exc: pa.ArrowInvalid, schema: pa.Schema | None) -> DataError:
-    """Error path only: find the line that made Arrow's JSON reader fail, with plain Python."""
+def _shown(value: object) -> str:
+    return str(value) if isinstance(value, Decimal) else repr(value)
+
+
+def _locate(
+    file: str, exc: pa.ArrowInvalid, schema: pa.Schema | None, hint: Callable[[str], str] = _no_hint
+) -> DataError:
+    """Error path only: find the line that made Arrow's JSON reader fail, with plain Python.
+
+    Numbers are parsed as :class:`~decimal.Decimal` so that a value is checked against a decimal
+    column exactly; columns Arrow reads as text (see :func:`_parsed_as`) are checked by :func:`_cast`.
+    """
     reason = str(exc).split("\n")[0].removeprefix("JSON parse error: ")
     known = set(schema.names) if schema is not None else None
     with pa.input_stream(file, compression=compression_for(file)) as stream:
@@ -180,7 +303,7 @@ def _locate(file: str, exc: pa.ArrowInvalid, schema: pa.Schema | None) -> DataEr
             if not raw.strip():
                 continue
             try:
-                value = json.loads(raw)
+                value = json.loads(raw, parse_float=Decimal, parse_int=Decimal)
             except (json.JSONDecodeError, UnicodeDecodeError) as err:
                 message = getattr(err, "msg", str(err))
                 return DataError(f"invalid JSON: {message}", DataLocation(file=file, line=number))
@@ -195,13 +318,14 @@ def _locate(file: str, exc: pa.ArrowInvalid, schema: pa.Schema | None) -> DataEr
                         DataLocation(file=file, line=number, column=extra[0]),
                     )
                 for field in schema or []:
-                    if value.get(field.name) is None:
+                    if value.get(field.name) is None or _parsed_as(field.type) != field.type:
                         continue
                     try:
                         pc.cast(pa.array([value[field.name]]), field.type)
-                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OverflowError):
+                    except (pa.ArrowException, OverflowError, ValueError, TypeError):
                         return DataError(
-                            f"value {value[field.name]!r} does not fit type {type_name(field.type)}",
+                            f"value {_shown(value[field.name])} does not fit type {type_name(field.type)}"
+                            f"{hint(field.name)}",
                             DataLocation(file=file, line=number, column=field.name),
                         )
     return DataError(reason, DataLocation(file=file))

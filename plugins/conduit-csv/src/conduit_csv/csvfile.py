@@ -290,10 +290,15 @@ class CsvFile:
         layout: Layout,
         convert_options: pacsv.ConvertOptions,
         block_size: int,
+        use_threads: bool = True,
     ) -> pacsv.CSVStreamingReader:
-        """pyarrow's streaming reader over the data rows (raises pyarrow's errors unchanged)."""
+        """pyarrow's streaming reader over the data rows (raises pyarrow's errors unchanged).
+
+        ``use_threads=False`` for a read that stops early (the inference sample): the multithreaded
+        reader parses blocks ahead, which costs more than it saves when only the first rows are used.
+        """
         read_options = pacsv.ReadOptions(
-            use_threads=True,
+            use_threads=use_threads,
             block_size=block_size,
             skip_rows=layout.skip_lines,
             column_names=list(layout.names),

@@ -40,7 +40,7 @@ class ReadContext:
     """What was being read when pyarrow failed.
 
     ``types``: the columns being converted and their types (declared, or inferred from the first
-    block of ``inferred_from``); ``declared``: the names whose type the user declared.
+    rows of ``inferred_from``); ``declared``: the names whose type the user declared.
     ``dlq``: a dead-letter read, which sets records with the wrong number of fields and bytes that do
     not decode aside, so neither explains a failure.
     """

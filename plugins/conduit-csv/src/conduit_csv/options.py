@@ -9,6 +9,7 @@ import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
 from conduit.connectors import ConnectorOptions, LocalPath
+from conduit.inference import DEFAULT_INFER_ROWS
 from conduit.types import parse_type
 
 Compression = Literal["auto", "none", "gzip", "bz2", "zstd"]
@@ -75,6 +76,7 @@ class CsvSourceOptions(ConnectorOptions):
     newlines_in_values: bool = True
     skip_rows: int = Field(default=0, ge=0)
     block_size: int | None = Field(default=None, gt=0)
+    infer_rows: int = Field(default=DEFAULT_INFER_ROWS, ge=1)
 
     @field_validator("delimiter")
     @classmethod

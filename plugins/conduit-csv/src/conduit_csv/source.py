@@ -16,6 +16,7 @@ import pyarrow.csv as pacsv
 from conduit.connectors import ReadRequest, Source, SourceBatch, SourceCapabilities
 from conduit.errors import ConnectorError, DataError, DataLocation
 from conduit.files import already_loaded
+from conduit.inference import InferenceRules, infer_type
 from conduit_csv.csvfile import (
     DEFAULT_BLOCK_SIZE,
     SENTINEL,
@@ -31,6 +32,7 @@ from conduit_csv.diagnose import (
     DEFAULT_TRUE,
     ReadContext,
     explain,
+    is_text,
     open_quote_problem,
     structural_problem,
 )
@@ -65,12 +67,15 @@ class CsvSource(Source):
     # -- discover -----------------------------------------------------------------------------
 
     def discover(self) -> pa.Schema:
-        """Header names from the first file; declared types, else pyarrow's inference from its first block.
+        """Header names from the first file; declared types, else types inferred from its first rows.
 
-        A first block that pyarrow cannot read (a row with the wrong number of fields, bytes that are
-        not text in an undeclared column) does not fail here, as the entity may set such rows aside
-        (``on_error: dlq``): the types are inferred from the rows that do read (such a column is
-        ``string``), and a ``fail`` read raises the very error this found before it reads anything.
+        The sample is the first ``infer_rows`` data rows of the first file, read as text; each column
+        not declared gets the narrowest type that holds every sampled value exactly (see
+        :mod:`conduit.inference`). A sample that pyarrow cannot read (a row with the wrong number of
+        fields, bytes that are not text in the encoding) does not fail here, as the entity may set such
+        rows aside (``on_error: dlq``): the types are inferred from the rows that do read (a column
+        holding bytes that are not text is ``string``), and a ``fail`` read raises the very error this
+        found before it reads anything.
         """
         self._deferred = None
         first = CsvFile(match_files(self.options.path)[0], self.options)
@@ -93,35 +98,64 @@ class CsvSource(Source):
     def _infer(
         self, file: CsvFile, layout: Layout, declared: dict[str, pa.DataType]
     ) -> dict[str, pa.DataType]:
+        """The inferred type of each undeclared column (``binary``: it holds bytes that are not text).
+
+        Bytes that are not text are looked for in every block read, as a ``fail`` read of those blocks
+        would find them; types are inferred from the first ``infer_rows`` rows."""
+        blocks = self._sample(file, layout, declared)
+        rules = InferenceRules(
+            true_values=tuple(self.options.true_values or DEFAULT_TRUE),
+            false_values=tuple(self.options.false_values or DEFAULT_FALSE),
+        )
+        inferred: dict[str, pa.DataType] = {}
+        for index, name in enumerate(layout.names):
+            dtype = declared.get(name)
+            if dtype is not None and not is_text(dtype):
+                continue
+            try:
+                text = blocks.column(name).cast(pa.string())
+            except pa.ArrowInvalid:  # not valid UTF-8 (a transcoded stream always is)
+                if dtype is None:
+                    inferred[name] = pa.binary()
+                elif self._deferred is None:
+                    self._deferred = self._invalid_text(file, layout, index)
+                continue
+            if dtype is None:
+                inferred[name] = infer_type(text.slice(0, self.options.infer_rows), rules)
+        return inferred
+
+    def _sample(self, file: CsvFile, layout: Layout, declared: dict[str, pa.DataType]) -> pa.Table:
+        """The read blocks holding the first ``infer_rows`` data rows (only the first block when every
+        column is declared), every column as bytes: read with the file's dialect, encoding and null
+        values, so these are exactly the values a read converts."""
         block_size = self.options.block_size or DEFAULT_BLOCK_SIZE
-        context = ReadContext(file, layout, declared, frozenset(declared), block_size, file.path)
-        options = convert_options(self.options, declared, layout.names)
+        context = ReadContext(file, layout, {}, frozenset(declared), block_size, file.path)
+        options = convert_options(self.options, dict.fromkeys(layout.names, pa.binary()), layout.names)
+        limit = self.options.infer_rows if any(name not in declared for name in layout.names) else 1
         try:
-            reader = _open(file, layout, options, context)
+            reader = _open(file, layout, options, context, use_threads=False)
+            return _first_rows(reader, _batches(reader, context), limit)
         except DataError as exc:
             self._deferred = exc
-            reader = self._open_tolerant(file, layout, declared, block_size, exc)
-        try:
-            return {field.name: field.type for field in reader.schema}
-        finally:
-            reader.close()
+            return self._sample_tolerant(file, layout, options, block_size, exc, limit)
 
-    def _open_tolerant(
+    def _sample_tolerant(
         self,
         file: CsvFile,
         layout: Layout,
-        declared: dict[str, pa.DataType],
+        options: pacsv.ConvertOptions,
         block_size: int,
         error: DataError,
-    ) -> pacsv.CSVStreamingReader:
-        """A reader for inference only: invalid records skipped, undecodable bytes escaped, declared
-        columns as text. ``error`` (what the plain reader raised) when even that fails."""
-        options = convert_options(self.options, dict.fromkeys(declared, pa.string()), layout.names)
+        limit: int,
+    ) -> pa.Table:
+        """The sample read the dead-letter way (invalid records skipped, undecodable bytes escaped), up
+        to the first problem even that read cannot pass (the read reports it); ``error`` (what the
+        plain read raised) when no row reads at all."""
         try:
             reader, _ = file.open_dlq_reader(layout, options, block_size, lambda row: "skip")
         except (pa.ArrowException, UnicodeError):
             raise error from None
-        return reader
+        return _first_rows(reader, _readable_batches(reader), limit)
 
     def _invalid_text(self, file: CsvFile, layout: Layout, index: int) -> DataError:
         name = layout.names[index]
@@ -247,10 +281,14 @@ def estimate_block_size(file: CsvFile, batch_size: int) -> int:
 
 
 def _open(
-    file: CsvFile, layout: Layout, options: pacsv.ConvertOptions, context: ReadContext
+    file: CsvFile,
+    layout: Layout,
+    options: pacsv.ConvertOptions,
+    context: ReadContext,
+    use_threads: bool = True,
 ) -> pacsv.CSVStreamingReader:
     try:
-        return file.open_reader(layout, options, context.block_size)
+        return file.open_reader(layout, options, context.block_size, use_threads)
     except _READ_ERRORS as exc:
         raise explain(exc, context) from None
     except pa.ArrowNotImplementedError as exc:
@@ -268,6 +306,30 @@ def _batches(reader: pacsv.CSVStreamingReader, context: ReadContext) -> Iterator
             raise explain(exc, context) from None
         if batch.num_rows:
             yield batch
+
+
+def _readable_batches(reader: pacsv.CSVStreamingReader) -> Iterator[pa.RecordBatch]:
+    """The reader's batches up to the end or the first error, whichever comes first."""
+    while True:
+        try:
+            yield reader.read_next_batch()
+        except (StopIteration, pa.ArrowException, UnicodeError):
+            return
+
+
+def _first_rows(reader: pacsv.CSVStreamingReader, batches: Iterator[pa.RecordBatch], limit: int) -> pa.Table:
+    """The batches (read blocks) that hold the first ``limit`` rows, or all; ``reader`` is closed."""
+    taken: list[pa.RecordBatch] = []
+    rows = 0
+    try:
+        for batch in batches:
+            taken.append(batch)
+            rows += batch.num_rows
+            if rows >= limit:
+                break
+    finally:
+        reader.close()
+    return pa.Table.from_batches(taken, schema=reader.schema)
 
 
 def _ends_with_sentinel(batch: pa.RecordBatch) -> bool:
