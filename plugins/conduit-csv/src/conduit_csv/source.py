@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from conduit.coerce import coerce_column
 from conduit.connectors import ReadRequest, Source, SourceBatch, SourceCapabilities
 from conduit.errors import ConnectorError, DataError, DataLocation
 from conduit.files import already_loaded
@@ -202,7 +204,11 @@ class CsvSource(Source):
         context = ReadContext(
             file, layout, types, frozenset(self.options.columns or {}), block_size, inferred_from
         )
-        reader = _open(file, layout, convert_options(self.options, types, schema.names), context)
+        # Floats are read as text and converted here: pyarrow's CSV reader turns an out-of-range
+        # literal such as 1e400 into infinity, which would load a value that was never in the file.
+        floats = [name for name, dtype in types.items() if pa.types.is_floating(dtype)]
+        read_types = {**types, **dict.fromkeys(floats, pa.string())}
+        reader = _open(file, layout, convert_options(self.options, read_types, schema.names), context)
         self._reader = reader
         conform = not reader.schema.equals(schema)
         rows = 0
@@ -210,6 +216,7 @@ class CsvSource(Source):
         try:
             for batch in _batches(reader, context):
                 if pending is not None:
+                    pending = _exact_floats(pending, floats, schema, file, rows)
                     rows += pending.num_rows
                     yield SourceBatch(_conformed(pending, schema, conform), {"file": file.path, "row": rows})
                 pending = batch
@@ -220,6 +227,7 @@ class CsvSource(Source):
             raise _unterminated(context)
         last = pending.slice(0, pending.num_rows - 1)
         if last.num_rows:
+            last = _exact_floats(last, floats, schema, file, rows)
             rows += last.num_rows
             yield SourceBatch(_conformed(last, schema, conform), {"file": file.path, "row": rows})
 
@@ -356,6 +364,25 @@ def _open_quote(context: ReadContext) -> DataError:
     if problem is None:
         return DataError("unterminated quoted value at the end of the file", context.file.location())
     return DataError(problem.message, context.file.location(problem.line, problem.row, problem.column))
+
+
+def _exact_floats(
+    batch: pa.RecordBatch, floats: list[str], schema: pa.Schema, file: CsvFile, rows_before: int
+) -> pa.RecordBatch:
+    """``batch`` with its float columns (read as text) converted exactly, or a located error."""
+    if not floats:
+        return batch
+    columns = list(batch.columns)
+    for name in floats:
+        index = batch.schema.get_field_index(name)
+        text = pc.utf8_trim(batch.column(index), " \t")  # the CSV reader's number parsing trims these
+        converted, failures = coerce_column(text, schema.field(name).type, name)
+        if failures:
+            first = failures[0]
+            reason = first.message.split(": ", 1)[-1]
+            raise DataError(reason, file.location(row=rows_before + first.index + 1, column=name))
+        columns[index] = converted
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
 def _conformed(batch: pa.RecordBatch, schema: pa.Schema, conform: bool) -> pa.RecordBatch:
