@@ -120,6 +120,10 @@ def json_values(batch: pa.RecordBatch) -> list[str]:
         ).as_py():
             escaped = pc.replace_substring(pc.replace_substring(column, "\\", "\\\\"), '"', '\\"')
             text = pc.binary_join_element_wise('"', escaped, '"', "")
+        elif pa.types.is_timestamp(dtype) and dtype.tz is not None:
+            # The stored value is UTC whatever the zone: format it without zone lookups, then mark it.
+            utc = pc.cast(pc.cast(column, pa.timestamp(dtype.unit)), pa.string())
+            text = pc.binary_join_element_wise('"', utc, 'Z"', "")
         elif pa.types.is_decimal(dtype) or pa.types.is_timestamp(dtype) or pa.types.is_date(dtype):
             text = pc.binary_join_element_wise('"', pc.cast(column, pa.string()), '"', "")
         else:
@@ -173,6 +177,18 @@ class PendingPart:
             self._buffer.append(record)
             if len(self._buffer) >= _PARQUET_BATCH:
                 self._flush_parquet()
+
+    def add_lines(self, lines: list[str]) -> None:
+        """Records already encoded as lines of JSON (the fast path of check rejections)."""
+        with self._lock:
+            if self.fmt != "jsonl":
+                for line in lines:
+                    self._add(json.loads(line))
+                return
+            self.rows += len(lines)
+            self._lines.extend(lines)
+            if len(self._lines) >= _JSONL_LINES:
+                self._flush_jsonl()
 
     def add_line(self, line: str) -> None:
         """A record already encoded as one line of JSON (the fast path of check rejections)."""
@@ -374,11 +390,15 @@ class DeadLetterQueue:
                 if record.get("id") not in removed:
                     yield record
 
-    def known(self, record_id: str) -> bool:
-        """Whether a row with this id is in the queue already (read once, then kept up to date)."""
+    def known_ids(self) -> set[str]:
+        """The ids of the rows in the queue (read once, then kept up to date by the caller)."""
         if self._known is None:
             self._known = {str(r.get("id")) for r in self.records()} if self.parts() else set()
-        return record_id in self._known
+        return self._known
+
+    def known(self, record_id: str) -> bool:
+        """Whether a row with this id is in the queue already."""
+        return record_id in self.known_ids()
 
     def remember(self, record_id: str) -> None:
         if self._known is not None:

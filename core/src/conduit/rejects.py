@@ -300,8 +300,12 @@ class Rejections:
         middle = f', "rule": {dumps(rule, ensure_ascii=False)}, "reason": "check_failed", "message": '
         tail = f', "raw": null, "at": {dumps(now())}}}'
         messages: dict[Any, str] = {}
-        for position, row in enumerate(numbers):
-            key: Any = tuple(column[position] for column in keyed) if keyed else position
+        prefix = f"{self.entity}\x1f{file}\x1f"
+        marker = f"\x1f{rule}\x1f"
+        blake2b, known, lines = hashlib.blake2b, self.dlq.known_ids(), []
+        keys = list(zip(*keyed, strict=True)) if keyed else None
+        for position, (row, text) in enumerate(zip(numbers, values, strict=True)):
+            key: Any = keys[position] if keys is not None else position
             try:
                 message = messages.get(key)
             except TypeError:  # an unhashable value (a list): no caching
@@ -309,18 +313,16 @@ class Rejections:
             if message is None:
                 message = dumps(check.explain(taken.slice(position, 1).to_pylist()[0]), ensure_ascii=False)
                 messages[key] = message
-            text = values[position]
-            ident = hashlib.blake2b(
-                f"{self.entity}\x1f{file}\x1f{row}\x1f{rule}\x1f{text}".encode(), digest_size=12
-            ).hexdigest()
-            if self.dlq.known(ident):
+            ident = blake2b(f"{prefix}{row}{marker}{text}".encode(), digest_size=12).hexdigest()
+            if ident in known:
                 continue
-            self.dlq.remember(ident)
-            part.add_line(
+            known.add(ident)
+            lines.append(
                 f'{{"id": "{ident}"{head}{"null" if row is None else row}{middle}{message}, "column": null, '
                 f'"values": {text}{tail}'
             )
-            self.written += 1
+        part.add_lines(lines)
+        self.written += len(lines)
 
     def apply_checks(
         self,
