@@ -367,3 +367,36 @@ def test_text_longer_than_a_varchar_column(
             )
             assert [r["name"] for r in target.rows()] == ["a", "b"]
         assert target.column_type("name") == "character varying(3)"
+
+
+def test_schema_show_and_diff(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "in.csv").write_text(V1)
+    destination = "{type: parquet, options: {path: out/items}}"
+    flow = _flow(tmp_path, destination, V1_COLUMNS, "manual")
+    assert _run(capsys, "run", flow, "--json")[0] == 0
+    (tmp_path / "in.csv").write_text(CHANGES[1].csv)  # n becomes int64
+    flow = _flow(tmp_path, destination, CHANGES[1].columns, "manual")
+    code, out, err = _cli(capsys, "schema", "diff", "items", "--flow", flow, "--json")
+    assert code == 0, err
+    diff = json.loads(out)
+    assert diff["accepted_version"] == 1
+    assert {r["column"]: (r["source"], r["accepted"], r["destination"]) for r in diff["columns"]} == {
+        "id": ("int64", "int64", "int64"),
+        "n": ("int64", "int32", "int32"),
+        "name": ("string", "string", "string"),
+    }
+    assert [(c["column"], c["compatibility"], c["widened"]) for c in diff["changes"]] == [
+        ("n", "widening", "int64")
+    ]
+    code, out, _ = _cli(capsys, "schema", "show", "items", "--flow", flow)
+    assert code == 0 and "schema version 1 of 1" in out and "n: int32" in out
+    assert _run(capsys, "run", flow, "--json")[0] == 3
+    assert _cli(capsys, "schema", "approve", "items", "--flow", flow)[0] == 0
+    code, out, _ = _cli(capsys, "schema", "show", "items", "--flow", flow, "--json")
+    shown = json.loads(out)
+    assert shown["version"] == 2 and [c["type"] for c in shown["columns"]] == ["int64", "int64", "string"]
+    code, out, _ = _cli(capsys, "schema", "show", "items", "--flow", flow, "--version", "1")
+    assert "n: int32" in out
+    # A stale plan is refused: approve with nothing waiting.
+    code, _, err = _cli(capsys, "schema", "approve", "items", "--flow", flow)
+    assert code == 1 and "no schema plan waiting" in err
