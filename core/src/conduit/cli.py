@@ -664,11 +664,7 @@ def schema_diff(
     """Compare what the source sends now, the accepted schema, and the destination's columns."""
     project, (plan,) = _plans(ctx, flow, entity, env, profiles_dir)
     root = state_dir_for(project.root, state_dir)
-    source = plan.source_cls(plan.source.options)
-    try:
-        incoming = source.discover()
-    finally:
-        source.close()
+    incoming = plan.discover()
     destination, store = _store(plan, root)
     record = SchemaRecord.from_state(store.read(plan.name) or {})
     current = destination.current_schema()

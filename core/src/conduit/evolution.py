@@ -147,6 +147,19 @@ def plan_schema(
     return plan
 
 
+def against(
+    record: SchemaRecord, current: pa.Schema | None, incoming: pa.Schema, timestamptz: bool
+) -> tuple[pa.Schema, SchemaDiff]:
+    """The schema the target is taken to have, and the drift of ``incoming`` from it: measured from
+    the accepted version when there is one, else (a target loaded before schemas were recorded) from
+    the destination's ``current`` schema."""
+    if record.current is not None and record.source is not None:
+        return record.current, drift(record.source, record.current, incoming, timestamptz=timestamptz)
+    assert current is not None
+    base = pa.schema([pa.field(f.name, f.type, f.nullable) for f in current])
+    return base, drift(base, base, incoming, timestamptz=timestamptz)
+
+
 def _limits(current: pa.Schema | None) -> dict[str, int]:
     found: dict[str, int] = {}
     for f in current or []:
@@ -175,20 +188,18 @@ def _plan(
     if full_refresh:
         doc = record.accept(incoming, incoming, how="full refresh", run_id=run_id, at=at)
         return SchemaPlan(incoming, record=doc, version=record.version)
-    if record.current is not None and record.source is not None:
-        base, diff = record.current, drift(record.source, record.current, incoming, timestamptz=timestamptz)
-    else:
+    current = None
+    if record.current is None:
         current = destination.current_schema() if mode != "replace" else None
         if current is None:  # a first load: what arrives is version 1
             doc = record.accept(incoming, incoming, how="initial", run_id=run_id, at=at)
             return SchemaPlan(incoming, record=doc, version=record.version)
-        # A target loaded before schemas were recorded: compare with what it holds.
-        base = pa.schema([pa.field(f.name, f.type, f.nullable) for f in current])
-        if not diff_schemas(base, destination.stored_schema(incoming)):
-            target = pa.schema([incoming.field(name) for name in base.names])
+        if not diff_schemas(current, destination.stored_schema(incoming)):
+            # A target loaded before schemas were recorded, holding the same shape: record it.
+            target = pa.schema([incoming.field(name) for name in current.names])
             doc = record.accept(target, incoming, how="initial", run_id=run_id, at=at)
             return SchemaPlan(target, record=doc, version=record.version)
-        diff = drift(base, base, incoming, timestamptz=timestamptz)
+    base, diff = against(record, current, incoming, timestamptz)
     if not diff:
         return SchemaPlan(base, version=record.version)
     capabilities = destination.capabilities.schema_changes
@@ -300,11 +311,7 @@ def approve(plan: Any, registry: Registry, state_dir: Path, run_id: str) -> Appr
     entity = plan.name
     path = plan_path(state_dir, plan.flow, entity)
     waiting = read_plan(path)
-    source = plan.source_cls(plan.source.options)
-    try:
-        incoming = source.discover()
-    finally:
-        source.close()
+    incoming = plan.discover()
     destination = plan.destination_cls(plan.destination.options)
     destination.check()
     store = store_for(destination, f"entity {entity!r}", state_dir, plan.flow)
@@ -318,17 +325,10 @@ def approve(plan: Any, registry: Registry, state_dir: Path, run_id: str) -> Appr
                 f"version is now {record.version}; run the entity again for a new plan"
             )
         timestamptz = plan.rows.timestamp_to_timestamptz
-        if record.current is not None and record.source is not None:
-            base, diff = (
-                record.current,
-                drift(record.source, record.current, incoming, timestamptz=timestamptz),
-            )
-        else:
-            current = destination.current_schema()
-            if current is None:
-                raise SchemaError(f"{stale}: the target no longer exists; run the entity again")
-            base = pa.schema([pa.field(f.name, f.type, f.nullable) for f in current])
-            diff = drift(base, base, incoming, timestamptz=timestamptz)
+        current = destination.current_schema() if record.current is None else None
+        if record.current is None and current is None:
+            raise SchemaError(f"{stale}: the target no longer exists; run the entity again")
+        base, diff = against(record, current, incoming, timestamptz)
         if [c.to_json() for c in diff.changes] != waiting.get("changes"):
             raise SchemaError(
                 f"{stale}: the source's schema changed again since it was written ({diff.describe() or 'no drift now'}); "

@@ -91,11 +91,7 @@ def _replay(
 ) -> None:
     entity = outcome.entity
     where = f"entity {plan.name!r}"
-    source = plan.source_cls(plan.source.options)
-    try:
-        schema = source.discover()
-    finally:
-        source.close()
+    schema = plan.discover()
     destination = plan.destination_cls(plan.destination.options)
     destination.check()
     mode = _mode(plan, destination.capabilities.write_modes)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import pyarrow as pa
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from conduit.checks import Check
@@ -83,6 +84,14 @@ class EntityPlan:
     incremental: IncrementalSpec | None = None
     commit_every: int = DEFAULT_COMMIT_EVERY
     rows: RowPolicy = field(default_factory=lambda: RowPolicy())
+
+    def discover(self) -> pa.Schema:
+        """The schema the source sends now (a preflight read; the source is closed after)."""
+        source = self.source_cls(self.source.options)
+        try:
+            return source.discover()
+        finally:
+            source.close()
 
 
 @dataclass(frozen=True)
