@@ -397,3 +397,48 @@ p.ParquetDestination.open = slow_open
 sys.argv = ['conduit', 'run', {flow!r}]
 main()
 """
+
+
+def test_kill_and_resume_keeps_rejected_rows_exactly_once(tmp_path: Path) -> None:
+    """on_error: dlq with checkpoints: SIGKILL mid-run, then --resume. Every good row is loaded once
+    and every bad row is in the queue once (rows rejected before the checkpoint are not queued again)."""
+    lines = ["id,amount"]
+    bad = set()
+    for i in range(1, 20_001):
+        if i % 97 == 0:
+            lines.append(f"{i},oops")
+            bad.add(i)
+        else:
+            lines.append(f"{i},{i}.25")
+    (tmp_path / "orders.csv").write_text("\n".join(lines) + "\n")
+    flow = tmp_path / "ingest.yml"
+    flow.write_text(
+        "version: 1\nentities:\n  orders:\n"
+        '    source: {type: csv, options: {path: orders.csv, columns: {id: int64, amount: "decimal(10,2)"}}}\n'
+        "    destination: {type: parquet, options: {path: out/orders}}\n"
+        "    mode: append\n    on_error: dlq\n    batch_size: 500\n    commit_every: 2000\n"
+    )
+    env = cli_env()
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_WRITER.format(flow=str(flow))],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+    )
+    state = tmp_path / "out" / "orders" / "_conduit" / "orders.json"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (state.exists() and '"in_progress": {' in state.read_text()):
+        time.sleep(0.01)
+    time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert '"in_progress": {' in state.read_text()  # killed after a checkpoint, before the end
+    done = run_cli("run", flow, "--resume", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    parts = [str(p) for p in (tmp_path / "out" / "orders").glob("*.parquet")]
+    ids = pq.read_table(parts).column("id").to_pylist()
+    assert len(ids) == len(set(ids)) == 20_000 - len(bad)
+    assert not set(ids) & bad
+    records = _dlq(tmp_path)
+    assert sorted(int(r["values"]["id"]) for r in records) == sorted(bad)
+    assert all(r["reason"] == "not_a_number" and r["row"] == int(r["values"]["id"]) for r in records)
