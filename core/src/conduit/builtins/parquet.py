@@ -30,6 +30,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from conduit.coerce import coerce_column
 from conduit.connectors import (
     ConnectorOptions,
     Destination,
@@ -53,7 +54,9 @@ from conduit.files import (
     write_json_atomically,
 )
 from conduit.locks import lock_file
+from conduit.schema import compare_types
 from conduit.state import safe_name
+from conduit.types import type_name
 
 SUFFIXES = (".parquet", ".parq", ".pq")
 
@@ -94,7 +97,16 @@ class ParquetSource(Source):
         return schema.remove_metadata()
 
     def discover(self) -> pa.Schema:
-        return self._schema_of(self.files()[0])
+        """The files' common schema. Parts written as a schema evolved (a column added, a type widened,
+        see :mod:`conduit.schema`) combine: a column missing from a file reads as NULL there, a
+        narrower type is cast up. Types that do not combine exactly are an error naming the file."""
+        files = self.files()
+        combined = self._schema_of(files[0])
+        for file in files[1:]:
+            schema = self._schema_of(file)
+            if not schema.equals(combined):
+                combined = _combined(combined, schema, file)
+        return combined
 
     def read(self, request: ReadRequest) -> Iterator[SourceBatch]:
         files = self.files()
@@ -102,16 +114,58 @@ class ParquetSource(Source):
             if already_loaded(file, request.skip_files):
                 continue
             schema = self._schema_of(file)
-            if not schema.equals(request.schema):
-                raise DataError(
-                    f"schema differs from the first file {files[0]}: {schema} vs {request.schema}",
-                    DataLocation(file=file),
-                )
+            same = schema.equals(request.schema)
+            if not same:
+                _combined(request.schema, schema, file)  # still combines (the files may have changed)
             parquet = self._open(file)
+            columns = [name for name in request.schema.names if name in schema.names]
             rows = 0
-            for batch in parquet.iter_batches(batch_size=request.batch_size, columns=request.schema.names):
+            for batch in parquet.iter_batches(batch_size=request.batch_size, columns=columns):
+                data = batch.replace_schema_metadata(None)
+                if not same:
+                    data = _as_schema(data, request.schema, file, rows)
                 rows += batch.num_rows
-                yield SourceBatch(batch.replace_schema_metadata(None), {"file": file, "row": rows})
+                yield SourceBatch(data, {"file": file, "row": rows})
+
+
+def _combined(combined: pa.Schema, schema: pa.Schema, file: str) -> pa.Schema:
+    """``combined`` extended by ``schema``'s columns, each type the one that holds both exactly."""
+    fields = {f.name: f for f in combined}
+    for f in schema:
+        if f.name not in fields:
+            fields[f.name] = pa.field(f.name, f.type, True)
+            continue
+        current = fields[f.name].type
+        if current == f.type:
+            continue
+        compatibility, widened = compare_types(current, f.type)
+        if compatibility == "fits":
+            continue
+        if compatibility == "widening" and widened is not None:
+            fields[f.name] = pa.field(f.name, widened, True)
+            continue
+        raise DataError(
+            f"column {f.name!r} is {type_name(f.type)} here but {type_name(current)} in the files before; "
+            "they do not combine without loss",
+            DataLocation(file=file, column=f.name),
+        )
+    return pa.schema(list(fields.values()))
+
+
+def _as_schema(batch: pa.RecordBatch, schema: pa.Schema, file: str, rows_before: int) -> pa.RecordBatch:
+    columns = []
+    for target in schema:
+        if target.name not in batch.schema.names:
+            columns.append(pa.nulls(batch.num_rows, target.type))
+            continue
+        converted, failures = coerce_column(batch.column(target.name), target.type, target.name)
+        if failures:
+            first = failures[0]
+            raise DataError(
+                first.message, DataLocation(file=file, row=rows_before + first.index + 1, column=target.name)
+            )
+        columns.append(converted)
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 class ParquetDestinationOptions(ConnectorOptions):
