@@ -174,3 +174,13 @@ def test_schema_record_round_trips_through_the_state() -> None:
         "decimal(12,2)",
         "timestamp[us, UTC]",
     ]
+
+
+def test_a_column_that_may_now_be_null_is_drift() -> None:
+    accepted = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("name", pa.string())])
+    incoming = pa.schema([pa.field("id", pa.int64()), pa.field("name", pa.string(), nullable=False)])
+    changes = drift(accepted, accepted, incoming).changes
+    assert [(c.kind, c.column, c.safe, c.alters_target) for c in changes] == [
+        ("nullability", "id", True, False)
+    ]
+    assert str(changes[0]) == "column 'id' may now be NULL (it was declared NOT NULL)"

@@ -643,6 +643,8 @@ def _change_text(change: dict[str, Any]) -> str:
         return f"+{change['column']} {change['to']}"
     if change["kind"] == "removed":
         return f"-{change['column']} (loads as NULL)"
+    if change["kind"] == "nullability":
+        return f"?{change['column']} may now be NULL"
     widened = f" -> column {change['widened']}" if change.get("widened") else ""
     return f"~{change['column']} {change['from']} => {change['to']} ({change['compatibility']}{widened})"
 

@@ -7,6 +7,8 @@ recorded, the destination's own schema). Each difference is a :class:`ColumnChan
 * ``added``: a column the accepted schema does not have (added as a nullable column if accepted);
 * ``removed``: an accepted column the source no longer sends (never dropped at the destination:
   it loads as NULL);
+* ``nullability``: a column the source declared NOT NULL (a typed source: Parquet, a database) may
+  now be NULL (no DDL; a NULL then meets whatever constraint the target has);
 * ``type_changed``, classified:
   - ``fits``: every incoming value converts exactly into the current type (``int32`` into an
     ``int64`` column): nothing to change, values are cast on the way in;
@@ -39,7 +41,7 @@ import pyarrow as pa
 from conduit.hookspecs import hookimpl
 from conduit.types import type_name
 
-ChangeKind = Literal["added", "removed", "type_changed"]
+ChangeKind = Literal["added", "removed", "type_changed", "nullability"]
 Compatibility = Literal["fits", "widening", "incompatible"]
 SchemaPolicy = Literal["manual", "auto", "warn", "freeze"]
 SCHEMA_POLICIES: tuple[SchemaPolicy, ...] = ("manual", "auto", "warn", "freeze")
@@ -78,6 +80,8 @@ class ColumnChange:
             return f"column {self.column!r} ({type_name(self.incoming)}) is back"
         if self.kind == "removed":
             return f"column {self.column!r} ({type_name(self.current)}) is missing"
+        if self.kind == "nullability":
+            return f"column {self.column!r} may now be NULL (it was declared NOT NULL)"
         text = f"column {self.column!r} changes type from {type_name(self.current)} to {type_name(self.incoming)}"
         if self.compatibility == "widening":
             return f"{text} (widening the column to {type_name(self.widened)})"
@@ -244,9 +248,12 @@ def drift(
     not drift again on the next run once accepted."""
     changes: list[ColumnChange] = []
     before = {f.name: f.type for f in accepted_source}
+    required = {f.name for f in accepted_source if not f.nullable}
     columns = {f.name: f.type for f in target}
     for f in incoming:
         if f.name in before and before[f.name] == f.type:
+            if f.name in required and f.nullable:  # a source that promised values no longer does
+                changes.append(ColumnChange("nullability", f.name, f.type, f.type, "fits"))
             continue
         if f.name not in columns:
             changes.append(ColumnChange("added", f.name, None, f.type))
