@@ -190,17 +190,6 @@ class PendingPart:
             if len(self._lines) >= _JSONL_LINES:
                 self._flush_jsonl()
 
-    def add_line(self, line: str) -> None:
-        """A record already encoded as one line of JSON (the fast path of check rejections)."""
-        with self._lock:
-            if self.fmt != "jsonl":
-                self._add(json.loads(line))
-                return
-            self.rows += 1
-            self._lines.append(line)
-            if len(self._lines) >= _JSONL_LINES:
-                self._flush_jsonl()
-
     def _flush_jsonl(self) -> None:
         if not self._lines:
             return
@@ -464,15 +453,3 @@ def _read_part(path: Path) -> Iterator[dict[str, Any]]:
                     raise ConnectorError(f"{path}:{number}: not a dead-letter record: {exc}") from None
     except OSError as exc:
         raise ConnectorError(f"{path}: cannot read this dead-letter part: {exc}") from None
-
-
-def entity_queues(root: Path) -> list[DeadLetterQueue]:
-    """Every entity directory under a dead-letter root (``<root>/<flow>/<entity>/``)."""
-    found: list[DeadLetterQueue] = []
-    if not root.is_dir():
-        return found
-    for flow_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        for entity_dir in sorted(p for p in flow_dir.iterdir() if p.is_dir()):
-            fmt: DlqFormat = "parquet" if any(entity_dir.glob("*.parquet")) else "jsonl"
-            found.append(DeadLetterQueue(root, flow_dir.name, entity_dir.name, fmt))
-    return found

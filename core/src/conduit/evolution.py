@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,6 +34,9 @@ from conduit.schema import (
     schema_to_json,
 )
 from conduit.state import now, safe_name
+
+if TYPE_CHECKING:
+    from conduit.config.flow import EntityPlan
 
 PLAN_VERSION = 1
 SCHEMA_DIR = "schema"
@@ -287,10 +290,6 @@ def read_plan(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def non_null(column: pa.Array) -> int:
-    return int(pc.count(column).as_py())
-
-
 @dataclass
 class Approval:
     entity: str
@@ -300,7 +299,7 @@ class Approval:
     ddl: list[str]
 
 
-def approve(plan: Any, registry: Registry, state_dir: Path, run_id: str) -> Approval:
+def approve(plan: EntityPlan, registry: Registry, state_dir: Path, run_id: str) -> Approval:
     """``conduit schema approve``: apply the waiting plan of ``plan`` (an :class:`EntityPlan`).
 
     The plan must still describe the drift between the accepted schema and what the source sends
