@@ -130,8 +130,10 @@ def plan_schema(
     state_dir: Path,
 ) -> SchemaPlan:
     """Decide how this load meets the schema (see the module docstring)."""
+    current = destination.current_schema() if mode != "replace" else None  # one catalog read
     plan = _plan(
         SchemaRecord.from_state({} if full_refresh else state),
+        current,
         entity=entity,
         flow=flow,
         registry=registry,
@@ -144,8 +146,7 @@ def plan_schema(
         full_refresh=full_refresh,
         state_dir=state_dir,
     )
-    if mode != "replace":
-        plan.limits = _limits(destination.current_schema())
+    plan.limits = _limits(current)
     plan.absorb = plan.absorb or policy == "warn"
     return plan
 
@@ -174,6 +175,7 @@ def _limits(current: pa.Schema | None) -> dict[str, int]:
 
 def _plan(
     record: SchemaRecord,
+    current: pa.Schema | None,
     *,
     entity: str,
     flow: str,
@@ -191,9 +193,7 @@ def _plan(
     if full_refresh:
         doc = record.accept(incoming, incoming, how="full refresh", run_id=run_id, at=at)
         return SchemaPlan(incoming, record=doc, version=record.version)
-    current = None
     if record.current is None:
-        current = destination.current_schema() if mode != "replace" else None
         if current is None:  # a first load: what arrives is version 1
             doc = record.accept(incoming, incoming, how="initial", run_id=run_id, at=at)
             return SchemaPlan(incoming, record=doc, version=record.version)
