@@ -18,7 +18,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 from conftest import run_cli
-from exactly_once import PG_DSN, Scratch, cli_env, scratch_schema
+from exactly_once import cli_env
+from targets import Target, open_target
 
 from conduit.cli import invoke
 
@@ -81,40 +82,9 @@ def _flow(tmp: Path, destination: str, checks: list[str], extra: str = "") -> Pa
     return path
 
 
-class Target:
-    """A destination for the matrix: its YAML and how to read back the loaded ids."""
-
-    def __init__(self, kind: str, tmp: Path, pg: Scratch | None) -> None:
-        self.kind, self.tmp, self.pg = kind, tmp, pg
-
-    @property
-    def yaml(self) -> str:
-        if self.kind == "parquet":
-            return "{type: parquet, options: {path: out/orders}}"
-        assert self.pg is not None
-        return f"{{type: postgres, options: {{dsn: '{PG_DSN}', schema: {self.pg.schema}, table: orders}}}}"
-
-    def ids(self) -> list[int]:
-        if self.kind == "parquet":
-            out = self.tmp / "out" / "orders"
-            if not out.exists():
-                return []
-            parts = [str(p) for p in out.glob("*.parquet")]
-            return sorted(pq.read_table(parts).column("id").to_pylist()) if parts else []
-        assert self.pg is not None
-        exists = self.pg.query("SELECT to_regclass(%s) IS NOT NULL", (f'"{self.pg.schema}".orders',))[0][0]
-        if not exists:
-            return []
-        return sorted(r[0] for r in self.pg.query(f'SELECT id FROM "{self.pg.schema}".orders'))
-
-
 @pytest.fixture(params=["parquet", "postgres"])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
-    if request.param == "postgres":
-        for pg in scratch_schema():
-            yield Target("postgres", tmp_path, pg)
-    else:
-        yield Target("parquet", tmp_path, None)
+    yield from open_target(request.param, tmp_path, "orders")
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, dict[str, Any], str]:

@@ -14,12 +14,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 import pytest
 from conftest import make_distribution, run_cli
-from exactly_once import PG_DSN, Scratch, scratch_schema
+from exactly_once import scratch_schema
+from targets import Target, open_target
 
 from conduit.cli import invoke
 
@@ -99,55 +97,9 @@ def _flow(tmp: Path, destination: str, columns: str, policy: str) -> Path:
     return path
 
 
-class Target:
-    def __init__(self, kind: str, tmp: Path, pg: Scratch | None) -> None:
-        self.kind, self.tmp, self.pg = kind, tmp, pg
-
-    @property
-    def yaml(self) -> str:
-        if self.kind == "parquet":
-            return "{type: parquet, options: {path: out/items}}"
-        assert self.pg is not None
-        return f"{{type: postgres, options: {{dsn: '{PG_DSN}', schema: {self.pg.schema}, table: items}}}}"
-
-    def rows(self) -> list[dict[str, Any]]:
-        if self.kind == "parquet":
-            parts = sorted((self.tmp / "out" / "items").glob("*.parquet"), key=lambda p: p.stat().st_mtime_ns)
-            if not parts:
-                return []
-            schema = pq.read_schema(parts[-1])  # the newest part has the newest schema
-            table = ds.dataset([str(p) for p in parts], schema=schema, format="parquet").to_table()
-            return sorted(table.to_pylist(), key=lambda r: r["id"])
-        assert self.pg is not None
-        with self.pg.connection.cursor() as cursor:
-            cursor.execute(f'SELECT * FROM "{self.pg.schema}".items ORDER BY id')
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-    def column_type(self, column: str) -> str | None:
-        if self.kind == "parquet":
-            parts = sorted((self.tmp / "out" / "items").glob("*.parquet"), key=lambda p: p.stat().st_mtime_ns)
-            schema = pq.read_schema(parts[-1])
-            if column not in schema.names:
-                return None
-            dtype = schema.field(column).type
-            return f"decimal({dtype.precision},{dtype.scale})" if pa.types.is_decimal(dtype) else str(dtype)
-        assert self.pg is not None
-        found = self.pg.query(
-            "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-            "WHERE a.attrelid = %s::regclass AND a.attname = %s AND NOT a.attisdropped",
-            (f'"{self.pg.schema}".items', column),
-        )
-        return found[0][0] if found else None
-
-
 @pytest.fixture(params=["parquet", "postgres"])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
-    if request.param == "postgres":
-        for pg in scratch_schema():
-            yield Target("postgres", tmp_path, pg)
-    else:
-        yield Target("parquet", tmp_path, None)
+    yield from open_target(request.param, tmp_path, "items")
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, dict[str, Any], str]:
@@ -345,7 +297,7 @@ def test_text_longer_than_a_varchar_column(
     """A table the user made with ``varchar(3)``: Conduit never changes a length limit on its own;
     longer values go to the dead-letter queue under warn and fail the load (nothing written) otherwise."""
     for pg in scratch_schema():
-        target = Target("postgres", tmp_path, pg)
+        target = Target("postgres", tmp_path, pg, "items")
         pg.query(f'CREATE TABLE "{pg.schema}".items (id bigint, n integer, name varchar(3)); SELECT 1')
         (tmp_path / "in.csv").write_text(V1)
         flow = _flow(tmp_path, target.yaml, V1_COLUMNS, mode)

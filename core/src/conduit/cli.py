@@ -253,6 +253,19 @@ def _plans(
     return project, plans
 
 
+def _entity_plan(
+    ctx: click.Context,
+    entity: str,
+    flow: Path,
+    env: str | None,
+    profiles_dir: Path | None,
+    state_dir: Path | None,
+) -> tuple[Project, EntityPlan, Path]:
+    """What the per-entity commands start from: the project, the entity's plan, the state directory."""
+    project, (plan,) = _plans(ctx, flow, entity, env, profiles_dir)
+    return project, plan, state_dir_for(project.root, state_dir)
+
+
 def _store(plan: EntityPlan, root: Path) -> tuple[Destination, StateStore]:
     destination = plan.destination_cls(plan.destination.options)
     return destination, store_for(destination, f"entity {plan.name!r}", root, plan.flow)
@@ -357,8 +370,8 @@ def state_reset(
     yes: bool,
 ) -> None:
     """Forget ENTITY's state: the next run loads from the beginning (initial_value)."""
-    project, (plan,) = _plans(ctx, flow, entity, env, profiles_dir)
-    _, store = _store(plan, state_dir_for(project.root, state_dir))
+    _, plan, root = _entity_plan(ctx, entity, flow, env, profiles_dir, state_dir)
+    _, store = _store(plan, root)
     if not yes and not sys.stdin.isatty():
         echo(f"error: resetting {entity!r} needs confirmation; pass --yes to reset without asking", err=True)
         ctx.exit(1)
@@ -437,8 +450,8 @@ def dlq_show(
     as_json: bool,
 ) -> None:
     """Show ENTITY's rejected rows with why (oldest first); values of secret_columns as ***."""
-    project, (plan,) = _plans(ctx, flow, entity, env, profiles_dir)
-    queue = _queue(plan, state_dir_for(project.root, state_dir))
+    _, plan, root = _entity_plan(ctx, entity, flow, env, profiles_dir, state_dir)
+    queue = _queue(plan, root)
     secret = plan.rows.secret_columns
     records = []
     for record in queue.records(run):
@@ -482,8 +495,7 @@ def dlq_replay(
 ) -> None:
     """Load ENTITY's rejected rows again through the current config and checks; loaded rows leave
     the queue, rows that still fail stay."""
-    project, (plan,) = _plans(ctx, flow, entity, env, profiles_dir)
-    root = state_dir_for(project.root, state_dir)
+    project, plan, root = _entity_plan(ctx, entity, flow, env, profiles_dir, state_dir)
     owner = next(f for f in project.flows if plan.name in f.entities and f.entities[plan.name] is plan)
     run_id = new_run_id()
     record = manifest.start_manifest(run_id, [owner], env=project.profile.env, command=sys.argv[1:])
@@ -538,8 +550,7 @@ def dlq_purge(
     yes: bool,
 ) -> None:
     """Delete ENTITY's rejected rows (all, or one run's) for good."""
-    project, (plan,) = _plans(ctx, flow, entity, env, profiles_dir)
-    root = state_dir_for(project.root, state_dir)
+    _, plan, root = _entity_plan(ctx, entity, flow, env, profiles_dir, state_dir)
     queue = _queue(plan, root)
     what = f"the rejected rows of {entity!r}" + (f" from run {run}" if run else "")
     if not yes and not sys.stdin.isatty():
@@ -588,8 +599,8 @@ def schema_show(
     as_json: bool,
 ) -> None:
     """Show ENTITY's accepted schema (the columns its target has, by version)."""
-    project, (plan,) = _plans(ctx, flow, entity, env, profiles_dir)
-    record = _record(plan, state_dir_for(project.root, state_dir))
+    _, plan, root = _entity_plan(ctx, entity, flow, env, profiles_dir, state_dir)
+    record = _record(plan, root)
     if not record.version:
         raise ConduitError(f"entity {entity!r} has no accepted schema yet (it has not been loaded)")
     wanted = version or record.version
@@ -620,8 +631,8 @@ def schema_history(
     as_json: bool,
 ) -> None:
     """List ENTITY's schema versions: when, how, what changed, and the DDL that ran."""
-    project, (plan,) = _plans(ctx, flow, entity, env, profiles_dir)
-    record = _record(plan, state_dir_for(project.root, state_dir))
+    _, plan, root = _entity_plan(ctx, entity, flow, env, profiles_dir, state_dir)
+    record = _record(plan, root)
     history = [{k: v for k, v in h.items() if k != "arrow"} for h in record.history]
     if as_json:
         echo(json.dumps(history, indent=2))
@@ -664,8 +675,7 @@ def schema_diff(
     as_json: bool,
 ) -> None:
     """Compare what the source sends now, the accepted schema, and the destination's columns."""
-    project, (plan,) = _plans(ctx, flow, entity, env, profiles_dir)
-    root = state_dir_for(project.root, state_dir)
+    _, plan, root = _entity_plan(ctx, entity, flow, env, profiles_dir, state_dir)
     incoming = plan.discover()
     destination, store = _store(plan, root)
     record = SchemaRecord.from_state(store.read(plan.name) or {})
@@ -724,8 +734,7 @@ def schema_approve(
     state_dir: Path | None,
 ) -> None:
     """Apply the plan a `manual` run left for ENTITY (its DDL, exactly) and accept the new version."""
-    project, (plan,) = _plans(ctx, flow, entity, env, profiles_dir)
-    root = state_dir_for(project.root, state_dir)
+    _, plan, root = _entity_plan(ctx, entity, flow, env, profiles_dir, state_dir)
     done = approve(plan, _registry(ctx), root, new_run_id())
     for statement in done.ddl:
         echo(f"ran: {statement}")

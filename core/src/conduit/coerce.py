@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -85,7 +85,7 @@ def coerce_batch(
             bad.setdefault(failure.index, failure)
     if not bad:
         return Coerced(pa.RecordBatch.from_arrays(columns, schema=schema), ())
-    keep = pa.array([i not in bad for i in range(batch.num_rows)], pa.bool_())
+    keep = keep_mask(batch.num_rows, bad)
     good = pa.RecordBatch.from_arrays([pc.filter(c, keep) for c in columns], schema=schema)
     return Coerced(good, tuple(bad[i] for i in sorted(bad)))
 
@@ -137,7 +137,7 @@ def _without(
     """``result`` with the values at ``failing`` set to NULL and listed with ``failures``."""
     if not failing:
         return result, failures
-    keep = _mask_without(len(result), failing)
+    keep = keep_mask(len(result), failing)
     cleared = pc.if_else(keep, result, pa.scalar(None, result.type))
     more = [_failure(array[i].as_py(), target, column, i) for i in failing]
     return cleared, sorted(failures + more, key=lambda failure: failure.index)
@@ -156,7 +156,7 @@ def _located(array: pa.Array, target: pa.DataType, column: str) -> tuple[pa.Arra
     else:
         failing.extend(_bisect(array, target, 0))
     failing.sort()
-    keep = _mask_without(len(array), failing)
+    keep = keep_mask(len(array), failing)
     result = pc.cast(pc.if_else(keep, array, pa.scalar(None, array.type)), target, safe=True)
     failures = [_failure(array[i].as_py(), target, column, i) for i in failing]
     return result, failures
@@ -238,7 +238,8 @@ def _times(array: pa.Array, target: pa.DataType, column: str) -> tuple[pa.Array,
     return pc.cast(converted, target), [_failure(text[i].as_py(), target, column, i) for i in failing]
 
 
-def _mask_without(length: int, failing: list[int]) -> pa.BooleanArray:
+def keep_mask(length: int, failing: Iterable[int]) -> pa.BooleanArray:
+    """``True`` for every row but the ``failing`` ones (the failure path only: a Python list)."""
     keep = [True] * length
     for i in failing:
         keep[i] = False

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from conduit.coerce import Failure, coerce_column
+from conduit.coerce import Failure, coerce_column, keep_mask
 from conduit.connectors import Destination, WriteMode
 from conduit.errors import SchemaError
 from conduit.files import write_json_atomically
@@ -105,8 +105,7 @@ class SchemaPlan:
         }
         result = pa.RecordBatch.from_arrays(columns, schema=self.target)
         if failures:
-            keep = pa.array([i not in failures for i in range(batch.num_rows)], pa.bool_())
-            result = result.filter(keep)
+            result = result.filter(keep_mask(batch.num_rows, failures))
         return result, [failures[i] for i in sorted(failures)], {k: v for k, v in dropped.items() if v}
 
 
