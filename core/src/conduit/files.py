@@ -7,6 +7,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -84,6 +85,81 @@ def fsync_path(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class Writeback:
+    """Flushes files to disk in the background while they are still being written, so the fsync a
+    commit needs (:func:`fsync_path`) finds little left to write.
+
+    A writer calls :meth:`push` after each large chunk it hands the OS (a Parquet row group, say); a
+    daemon thread then calls ``fdatasync`` on that file, coalescing pushes that arrive while it is busy.
+    Without it every byte of a load waits for the commit's fsync: 0.3-0.4 s for a 40 MB file here.
+    :meth:`wait` blocks until every pushed file is flushed and raises the first error a background
+    flush met (an fsync error is reported once, to descriptors open at the time: the commit's own
+    fsync on a new descriptor would not see it, so it must come from here). :meth:`close` stops the
+    thread without raising, for aborts.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[str] = []
+        self._busy = False
+        self._closed = False
+        self._error: OSError | None = None
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def push(self, path: str) -> None:
+        with self._changed:
+            if self._closed:
+                return
+            if path not in self._pending:
+                self._pending.append(path)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="conduit-writeback", daemon=True)
+                self._thread.start()
+            self._changed.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._pending and not self._closed:
+                    self._changed.wait()
+                if not self._pending:
+                    return
+                path = self._pending.pop(0)
+                self._busy = True
+            try:
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fdatasync(fd)
+                finally:
+                    os.close(fd)
+            except FileNotFoundError:
+                pass  # renamed or removed meanwhile: the committer fsyncs it (or it was aborted)
+            except OSError as exc:
+                with self._changed:
+                    self._error = self._error or exc
+            with self._changed:
+                self._busy = False
+                self._changed.notify_all()
+
+    def wait(self) -> None:
+        """Block until every pushed file is flushed; raise the first error a flush met."""
+        with self._changed:
+            while self._pending or self._busy:
+                self._changed.wait()
+            error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def close(self) -> None:
+        """Drop what is pending, let a running flush finish, end the thread; never raises."""
+        with self._changed:
+            self._closed = True
+            self._pending.clear()
+            self._changed.notify_all()
+        if self._thread is not None:
+            self._thread.join()
 
 
 def remove_quietly(path: str) -> None:

@@ -44,6 +44,7 @@ from conduit.connectors import (
 )
 from conduit.errors import DataError, DataLocation
 from conduit.files import (
+    Writeback,
     already_loaded,
     compression_for,
     ensure_parent,
@@ -356,6 +357,7 @@ class JsonlLoadSession(LoadSession):
         self.temp = temp_path_for(target, request.run_id)
         self.keys = [json.dumps(name, ensure_ascii=False) for name in request.schema.names]
         self.stream: pa.NativeFile | None = pa.output_stream(self.temp, compression=compression_for(target))
+        self.writeback = Writeback()
 
     def write(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
@@ -373,17 +375,21 @@ class JsonlLoadSession(LoadSession):
             pa.int32(), len(lines) + 1, [None, offsets_buffer], offset=lines.offset
         )
         self.stream.write(data[offsets[0].as_py() : offsets[-1].as_py()])
+        self.writeback.push(self.temp)
 
     def commit(self, state: Mapping[str, Any]) -> None:
         assert self.stream is not None
         self.stream.close()
         self.stream = None
+        self.writeback.wait()
+        self.writeback.close()
         fsync_path(self.temp)
         os.replace(self.temp, self.target)
         fsync_path(str(Path(self.target).parent))
         self.committed = True
 
     def abort(self) -> None:
+        self.writeback.close()
         if self.stream is not None:
             try:
                 self.stream.close()

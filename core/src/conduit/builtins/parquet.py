@@ -53,6 +53,7 @@ from conduit.connectors import (
 )
 from conduit.errors import ConfigError, ConnectorError, DataError, DataLocation
 from conduit.files import (
+    Writeback,
     already_loaded,
     ensure_parent,
     expand_paths,
@@ -377,6 +378,7 @@ class ParquetLoadSession(LoadSession):
         self.buffer: list[pa.RecordBatch] = []
         self.buffered = 0
         self.dictionary: bool | list[str] | None = _fixed_dictionary(options.dictionary)
+        self.writeback = Writeback()
         if directory:
             os.makedirs(self.staging, exist_ok=True)
 
@@ -415,6 +417,7 @@ class ParquetLoadSession(LoadSession):
             if limit:
                 take = min(take, limit - self.rows_in_file)
             self.writer.write_table(table.slice(offset, take), row_group_size=self.options.row_group_size)
+            self.writeback.push(self.parts[-1])
             self.rows_in_file += take
             offset += take
 
@@ -440,6 +443,8 @@ class ParquetLoadSession(LoadSession):
                 self.writer.add_key_value_metadata({STATE_KEY.decode(): payload})
             self.writer.close()
             self.writer = None
+        self.writeback.wait()
+        self.writeback.close()
         for part in self.parts:
             fsync_path(part)
         if not self.directory:
@@ -483,6 +488,7 @@ class ParquetLoadSession(LoadSession):
         remove_quietly(old)
 
     def abort(self) -> None:
+        self.writeback.close()
         if self.writer is not None:
             try:
                 self.writer.close()

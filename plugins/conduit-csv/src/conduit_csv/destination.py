@@ -18,7 +18,7 @@ import pyarrow.csv as pacsv
 
 from conduit.connectors import Destination, DestinationCapabilities, LoadSession, WriteRequest
 from conduit.errors import ConnectorError, DataError
-from conduit.files import compression_for, fsync_path, temp_path_for
+from conduit.files import Writeback, compression_for, fsync_path, temp_path_for
 from conduit_csv.options import CsvDestinationOptions
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -76,6 +76,7 @@ class CsvLoadSession(LoadSession):
         self.schema = request.schema
         self.temp = Path(temp_path_for(str(self.target), _UNSAFE.sub("_", request.run_id)))
         self._state: Literal["open", "committed", "aborted"] = "open"
+        self._writeback = Writeback()
         try:
             self.target.parent.mkdir(parents=True, exist_ok=True)
             self._sink = pa.output_stream(str(self.temp), compression=_compression(self.target))
@@ -97,6 +98,7 @@ class CsvLoadSession(LoadSession):
             batch = pa.Table.from_batches([batch]).cast(self.schema).combine_chunks().to_batches()[0]
         try:
             self._writer.write_batch(batch)
+            self._writeback.push(str(self.temp))
         except pa.ArrowInvalid as exc:
             raise DataError(f"cannot write this batch as CSV to {self.target}: {exc}") from None
         except OSError as exc:
@@ -109,6 +111,8 @@ class CsvLoadSession(LoadSession):
         try:
             self._writer.close()
             self._sink.close()
+            self._writeback.wait()
+            self._writeback.close()
             fsync_path(str(self.temp))
             os.replace(self.temp, self.target)
             fsync_path(str(self.target.parent))
@@ -129,6 +133,7 @@ class CsvLoadSession(LoadSession):
         self._discard()
 
     def _discard(self) -> None:
+        self._writeback.close()
         try:
             if not self._sink.closed:
                 self._sink.close()
