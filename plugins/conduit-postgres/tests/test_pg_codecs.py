@@ -1,4 +1,5 @@
-"""The vectorised value codecs (no server needed): hex, JSON text, JSON arrays, numeric."""
+"""The vectorised value codecs (no server needed): hex, JSON text, JSON arrays, numeric, text-format
+unescaping."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from conduit_postgres.encoding import uuid_bytes
 from conduit_postgres.hexbytes import HexError, hex_decode, hex_encode
 from conduit_postgres.jsontext import json_text
 from conduit_postgres.numeric import numeric_binary
+from conduit_postgres.textcopy import unescape
 
 
 def test_hex_round_trip_keeps_nulls_and_slices() -> None:
@@ -88,3 +90,86 @@ def test_numeric_binary_encodes_exactly(precision: int, scale: int) -> None:
     encoded = numeric_binary(array).to_pylist()
     assert encoded[0] is None
     assert [_decode_numeric(e) for e in encoded[1:]] == values[1:]
+
+
+_COPY_ESCAPES = {"\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+
+
+def _copy_text(value: str) -> str:
+    """A value as PostgreSQL's text COPY writes it (``CopyAttributeOutText`` with a tab delimiter)."""
+    return "".join(_COPY_ESCAPES.get(char, char) for char in value)
+
+
+@pytest.mark.parametrize(
+    ("written", "value"),
+    [
+        ("", ""),
+        ("plain", "plain"),
+        ("\\\\", "\\"),  # an escaped backslash
+        ("\\\\\\\\", "\\\\"),
+        ("\\\\N", "\\N"),  # the string \N, never NULL
+        ("\\\\n", "\\n"),  # an escaped backslash, then n
+        ("\\\\\\n", "\\\n"),  # an escaped backslash, then an escaped newline
+        ("\\n\\\\", "\n\\"),
+        ("a\\tb\\nc\\rd\\be\\ff\\vg", "a\tb\nc\rd\be\ff\vg"),
+        ("\\x41\\,", "x41,"),  # any other escaped character stands for itself
+        ("é\\\\漢\\t🎉", "é\\漢\t🎉"),
+        ("\x01\x1f\x7f", "\x01\x1f\x7f"),  # other control characters are written as they are
+    ],
+)
+def test_unescape_reads_what_copy_wrote(written: str, value: str) -> None:
+    assert unescape(pa.array([written])).to_pylist() == [value]
+    assert unescape(pa.array(["x", written, None, written], pa.large_string())).to_pylist() == [
+        "x",
+        value,
+        None,
+        value,
+    ]
+
+
+def test_unescape_leaves_a_column_without_backslashes_as_it_is() -> None:
+    array = pa.array(["a", None, "", "b\x01"])
+    assert unescape(array) is array
+    assert unescape(pa.array([], pa.string())).to_pylist() == []
+
+
+def test_unescape_matches_copy_escaping_on_random_text() -> None:
+    generator = random.Random(7)
+    alphabet = [
+        "\\",
+        "\\\\",
+        "n",
+        "t",
+        "N",
+        "x",
+        "\n",
+        "\t",
+        "\r",
+        "\b",
+        "\f",
+        "\v",
+        "\x01",
+        "é",
+        "🎉",
+        '"',
+        ",",
+    ]
+    for _ in range(300):
+        values: list[str | None] = [
+            None
+            if generator.random() < 0.1
+            else "".join(generator.choices(alphabet, k=generator.randint(0, 8)))
+            for _ in range(generator.randint(1, 20))
+        ]
+        written = pa.array([None if v is None else _copy_text(v) for v in values], pa.string())
+        start = generator.randint(0, len(values) - 1)
+        length = generator.randint(0, len(values) - start)
+        result = unescape(written.slice(start, length))
+        result.validate(full=True)
+        assert result.to_pylist() == values[start : start + length]
+
+
+@pytest.mark.parametrize("written", [["ab\\"], ["ok", "ab\\", "cd"], ["\\\\\\"]])
+def test_unescape_rejects_a_lone_trailing_backslash(written: list[str]) -> None:
+    with pytest.raises(ValueError, match="lone backslash"):
+        unescape(pa.array(written))

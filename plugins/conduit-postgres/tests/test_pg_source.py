@@ -264,3 +264,175 @@ def test_table_names_are_parsed_and_quoted() -> None:
         PostgresSourceOptions.model_validate({"table": "a.b.c"})
     with pytest.raises(ValueError, match="63 bytes"):
         PostgresSourceOptions.model_validate({"table": "x" * 64})
+
+
+# Text-format COPY: every value PostgreSQL escapes must come back exactly as inserted.
+TRICKY_TEXT: list[str | None] = [
+    "",
+    None,
+    "\\N",  # the string, not NULL
+    "N",
+    "NULL",
+    "\\",
+    "\\\\",
+    "a\\",
+    "\\n",  # a backslash, then n
+    "\\\n",  # a backslash, then a newline
+    "\\\\n",
+    "\\t\t\\",
+    "\\x41",
+    "\t",
+    "\n",
+    "\r",
+    "\r\n",
+    "tab\tinside",
+    "line\nbreak\n",
+    "carriage\rreturn",
+    "\b\f\v",
+    "\x01\x1f\x7f",
+    "quotes \"double\" and 'single'",
+    "comma, here",
+    '",\\\n\t',
+    "é 漢字 🎉",
+    " padded ",
+]
+
+
+def _insert(pg: Scratch, table: str, rows: list[tuple[object, ...]]) -> None:
+    marks = ", ".join(["%s"] * len(rows[0]))
+    with pg.connection.cursor() as cursor:
+        cursor.executemany(f"INSERT INTO {pg.schema}.{table} VALUES ({marks})", rows)
+
+
+def test_text_values_round_trip_exactly(pg: Scratch) -> None:
+    pg.execute(f"CREATE TABLE {pg.schema}.tricky (id int, t text, v varchar(40), n name)")
+    _insert(pg, "tricky", [(i, value, value, value) for i, value in enumerate(TRICKY_TEXT)])
+    table, _ = read(pg.source(table="tricky"), batch_size=5)
+    rows = table.sort_by("id").to_pylist()
+    assert [row["t"] for row in rows] == TRICKY_TEXT
+    assert [row["v"] for row in rows] == TRICKY_TEXT
+    assert [row["n"] for row in rows] == TRICKY_TEXT
+
+
+def test_a_single_text_column_keeps_empty_strings_and_nulls(pg: Scratch) -> None:
+    pg.execute(f"CREATE TABLE {pg.schema}.one (t text)")  # each row is a line of its value alone
+    _insert(pg, "one", [("",), (None,), ("",), ("\\N",), (None,)])
+    table, _ = read(pg.source(table="one"))
+    assert table.column("t").to_pylist() == ["", None, "", "\\N", None]
+
+
+def test_bytea_round_trips_exactly(pg: Scratch) -> None:
+    values = [b"", None, b"\x00", b"\\", b"\t", b"\n", b"\x00\\\t\n\r\\N", bytes(range(256)), b"\\x00"]
+    pg.execute(f"CREATE TABLE {pg.schema}.blobs (id int, raw bytea)")
+    _insert(pg, "blobs", [(i, value) for i, value in enumerate(values)])
+    table, _ = read(pg.source(table="blobs"))
+    assert table.sort_by("id").column("raw").to_pylist() == values
+
+
+def test_text_arrays_round_trip_exactly(pg: Scratch) -> None:
+    elements = [
+        'a"b',
+        "back\\slash",
+        "new\nline",
+        "tab\there",
+        "",
+        None,
+        "\\N",
+        "NULL",
+        "{}",
+        ",",
+        '"',
+        "\\",
+        '\\"\\n',
+        "é 🎉",
+    ]
+    values: list[list[str | None] | None] = [elements, [], None, [None], ["\\\\"], ["\r\n\b\f\v\x01"]]
+    pg.execute(f"CREATE TYPE {pg.schema}.mood AS ENUM ('plain', 'tab\there', 'back\\slash', 'quo\"te')")
+    pg.execute(
+        f"CREATE TABLE {pg.schema}.arrays (id int, texts text[], labels varchar(20)[], moods {pg.schema}.mood[])"
+    )
+    moods = ["plain", "tab\there", "back\\slash", 'quo"te', None]
+    _insert(
+        pg,
+        "arrays",
+        [
+            (i, value, value and [v if v is None else v[:20] for v in value], None)
+            for i, value in enumerate(values)
+        ],
+    )
+    pg.execute(f"UPDATE {pg.schema}.arrays SET moods = %s::text[]::{pg.schema}.mood[]", (moods,))
+    table, _ = read(pg.source(table="arrays"))
+    rows = table.sort_by("id").to_pylist()
+    assert table.schema.field("moods").type == pa.list_(pa.string())
+    assert [row["texts"] for row in rows] == values
+    assert [row["labels"] for row in rows] == [
+        value and [v if v is None else v[:20] for v in value] for value in values
+    ]
+    assert all(row["moods"] == moods for row in rows)
+
+
+def test_json_enums_and_other_text_forms_round_trip_exactly(pg: Scratch) -> None:
+    documents = [
+        '{"a": "x\\"y\\\\z\\n\\t", "b": "\\u00e9\\u0000", "c": "\\\\N"}',
+        '{\n\t"k": [1, "\\\\", null],\r\n "e": ""\n}',
+        "[]",
+        '"\\\\"',
+        None,
+    ]
+    pg.execute(f"CREATE TYPE {pg.schema}.pair AS (a text, b text)")
+    pg.execute(f"CREATE TYPE {pg.schema}.label AS ENUM ('plain', 'tab\there', 'back\\slash')")
+    pg.execute(
+        f"CREATE TABLE {pg.schema}.docs (id int, plain json, doc jsonb, label {pg.schema}.label, "
+        f"pair {pg.schema}.pair, texts2d text)"
+    )
+    labels = ["tab\there", "back\\slash", "plain", None, "plain"]
+    _insert(
+        pg,
+        "docs",
+        [
+            (i, document, document.replace("\\u0000", "") if document else None, label, None, None)
+            for i, (document, label) in enumerate(zip(documents, labels, strict=True))
+        ],
+    )
+    pg.execute(
+        f"UPDATE {pg.schema}.docs SET pair = ROW(E'x\"y\\\\z', E'new\\nline,\\ttab'), "
+        "texts2d = ARRAY[ARRAY['a\"b', E'c\\\\d'], ARRAY[E'\\n', NULL]]::text WHERE id = 0"
+    )
+    expected = pg.query(
+        f"SELECT id, plain::text, doc::text, label::text, pair::text, texts2d FROM {pg.schema}.docs ORDER BY id"
+    )
+    table, _ = read(pg.source(table="docs"))
+    rows = table.sort_by("id").to_pylist()
+    assert [tuple(row.values()) for row in rows] == expected
+    assert [row["plain"] for row in rows] == documents
+    assert [row["label"] for row in rows] == labels
+    assert rows[0]["pair"] == '("x""y\\\\z","new\nline,\ttab")'
+
+
+def test_escaped_values_across_many_blocks(pg: Scratch) -> None:
+    pg.execute(
+        f"CREATE TABLE {pg.schema}.many AS SELECT i AS id, "
+        "CASE WHEN i % 11 = 0 THEN NULL WHEN i % 13 = 0 THEN '' "
+        "ELSE repeat(E'\\\\', i % 5) || E'\\t' || i || CASE WHEN i % 7 = 0 THEN E'\\n\\\\N' ELSE '' END END AS t, "
+        "decode(lpad(to_hex(i % 256), 2, '0'), 'hex') AS raw "
+        "FROM generate_series(1, 30000) i"
+    )
+    expected = pg.query(f"SELECT id, t, raw FROM {pg.schema}.many ORDER BY id")
+    table, _ = read(pg.source(table="many", fetch_block_size=16 * 1024), batch_size=1_000)
+    got = [(row["id"], row["t"], row["raw"]) for row in table.sort_by("id").to_pylist()]
+    assert got == [(i, t, bytes(raw)) for i, t, raw in expected]
+
+
+def test_a_result_without_columns_is_refused(pg: Scratch) -> None:
+    with pytest.raises(ConnectorError, match="no columns"):
+        pg.source(query=f"SELECT FROM {pg.schema}.orders").discover()
+
+
+def test_a_bad_bytea_value_names_the_prefix_as_written() -> None:
+    from conduit_postgres.hexbytes import HexError
+    from conduit_postgres.source import _bytea
+
+    assert _bytea(pa.array(["\\\\x00ff", None, "\\\\x"])).to_pylist() == [b"\x00\xff", None, b""]
+    with pytest.raises(HexError, match=r"expected \\x<hex digits>") as info:
+        _bytea(pa.array(["\\\\x00", "\\x00"]))
+    assert info.value.row == 1 and "\\\\x" not in str(info.value)

@@ -93,5 +93,6 @@ def _output(column: str) -> sql.Composed:
     return sql.SQL("{}.{}").format(ALIAS, sql.Identifier(column))
 
 
-def copy_csv(query: sql.Composable) -> sql.Composed:
-    return sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)
+def copy_text(query: sql.Composable) -> sql.Composed:
+    """The query's rows in ``COPY``'s text format (see :mod:`conduit_postgres.textcopy`)."""
+    return sql.SQL("COPY ({}) TO STDOUT").format(query)

@@ -1,18 +1,24 @@
 """The ``postgres`` source: a table (optionally some columns and a ``where``) or a query, streamed
-with ``COPY (SELECT ...) TO STDOUT (FORMAT csv)`` into pyarrow's CSV reader.
+with ``COPY (SELECT ...) TO STDOUT`` in the text format into pyarrow's CSV reader.
 
 ``discover`` runs the base query with ``LIMIT 0`` and maps the result's column types (resolved in
 the catalog: domains to their base type, arrays to their element type) to Arrow. ``read`` streams
 the COPY through a pipe into ``pyarrow.csv.open_csv`` with every column's type given, so nothing is
-inferred and memory is bounded by the read block. Columns the CSV text cannot carry directly are
-converted per batch with Arrow kernels: ``bytea`` from hex, arrays from JSON. With
-``cursor_column`` the rows come in cursor order, past ``cursor_after``. The engine's incremental
-filter (:attr:`ReadRequest.cursor <conduit.connectors.ReadRequest.cursor>`) is pushed down the same
-way: ``WHERE (cursor >= value OR cursor IS NULL) ORDER BY cursor ASC NULLS LAST``, text cursors
-compared and ordered ``COLLATE "C"`` (by code point, as Arrow compares them).
+inferred and memory is bounded by the read block. The text format is tab-separated lines with
+``\\N`` for NULL and backslash escapes, no quoting (the server writes it about 20% faster than CSV,
+and the reader splits it faster): the reader parses it with quoting and escaping off, and text
+columns are unescaped per batch (:mod:`conduit_postgres.textcopy`), only those holding a backslash.
+Other columns the text cannot carry directly are converted per batch with vectorized kernels:
+``bytea`` from hex, arrays from JSON.
 
-CSV distinguishes NULL (an empty unquoted field) from the empty string (``""``), and the session is
-set to UTC, ISO dates and shortest round-trip floats, so every value arrives exactly.
+With ``cursor_column`` the rows come in cursor order, past ``cursor_after``. The engine's
+incremental filter (:attr:`ReadRequest.cursor <conduit.connectors.ReadRequest.cursor>`) is pushed
+down the same way: ``WHERE (cursor >= value OR cursor IS NULL) ORDER BY cursor ASC NULLS LAST``,
+text cursors compared and ordered ``COLLATE "C"`` (by code point, as Arrow compares them).
+
+The text format distinguishes NULL (``\\N``) from the empty string (an empty field) and from the
+string ``\\N`` (written ``\\\\N``), and the session is set to UTC, ISO dates and shortest round-trip
+floats, so every value arrives exactly.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from psycopg2.extensions import connection as Connection
 
 from conduit.connectors import ReadRequest, Source, SourceBatch, SourceCapabilities
 from conduit.errors import ConnectorError, DataError, DataLocation
-from conduit_postgres import catalog, queries
+from conduit_postgres import catalog, queries, textcopy
 from conduit_postgres.arrays import json_lists
 from conduit_postgres.connection import close_quietly, connect
 from conduit_postgres.copy_out import CopyOut
@@ -41,14 +47,17 @@ from conduit_postgres.errors import one_line, statement_error
 from conduit_postgres.hexbytes import HexError, hex_decode
 from conduit_postgres.identifiers import shown
 from conduit_postgres.options import PostgresSourceOptions
+from conduit_postgres.textcopy import unescape
 from conduit_postgres.types import PgType, list_element, numeric_typmod, to_arrow
 
 DEFAULT_BLOCK_SIZE = 1 << 20
-"""Bytes of CSV per parsed block when ``fetch_block_size`` is not set."""
+"""Bytes of COPY text per parsed block when ``fetch_block_size`` is not set."""
 
 NUMERIC_OID = 1700
 NUMERIC_ARRAY_OID = 1231
 _CSV_COLUMN = re.compile(r"In CSV column #(\d+): ")
+_ESCAPED_HEX = b"\\\\x"
+"""How a ``bytea`` value starts in the text format: hex output's ``\\x``, its backslash escaped."""
 
 Convert = Callable[[pa.Array], pa.Array]
 
@@ -56,7 +65,8 @@ Convert = Callable[[pa.Array], pa.Array]
 @dataclass(frozen=True)
 class ReadColumn:
     """One output column: its name and types, the SQL that selects it, and the per-batch conversion
-    from what the CSV reader parses (``csv_type``) to the Arrow type (``arrow_type``)."""
+    from what the reader parses (``csv_type``, text-format escapes left in strings) to the Arrow
+    type (``arrow_type``)."""
 
     name: str
     pg: PgType
@@ -67,7 +77,12 @@ class ReadColumn:
 
 
 def _bytea(array: pa.Array) -> pa.Array:
-    return hex_decode(array, b"\\x")
+    """Hex ``bytea`` as written in the text format: escapes are only ever the prefix's backslash,
+    so the hex is decoded as it is, after the escaped prefix."""
+    try:
+        return hex_decode(array, _ESCAPED_HEX)
+    except HexError as exc:
+        raise HexError(str(exc).replace("\\\\x", "\\x"), exc.row) from None
 
 
 def _cast(to: pa.DataType) -> Convert:
@@ -79,7 +94,7 @@ def _cast(to: pa.DataType) -> Convert:
 
 def _lists(list_type: pa.DataType) -> Convert:
     def convert(array: pa.Array) -> pa.Array:
-        return json_lists(array, list_type)
+        return json_lists(unescape(array), list_type)
 
     return convert
 
@@ -95,6 +110,8 @@ def plan_column(name: str, pg: PgType) -> ReadColumn:
         return ReadColumn(name, pg, arrow_type, pa.string(), column, _bytea)
     if pa.types.is_decimal256(arrow_type):  # the CSV reader parses decimal128 only
         return ReadColumn(name, pg, arrow_type, pa.string(), column, _cast(arrow_type))
+    if pa.types.is_string(arrow_type):  # text, json, enums, any type read as its text form
+        return ReadColumn(name, pg, arrow_type, arrow_type, column, unescape)
     return ReadColumn(name, pg, arrow_type, arrow_type, column)
 
 
@@ -171,6 +188,8 @@ class PostgresSource(Source):
         except psycopg2.Error as exc:
             raise statement_error(exc, self.where) from None
         names = [str(d.name) for d in description]
+        if not names:  # its rows would be empty lines, which carry no count through the reader
+            raise ConnectorError(f"{self.where}: the result has no columns; select at least one")
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise ConnectorError(
@@ -212,7 +231,7 @@ class PostgresSource(Source):
             binary_order=binary_order,
         )
         try:
-            statement = queries.copy_csv(query).as_string(connection)
+            statement = queries.copy_text(query).as_string(connection)
         except psycopg2.ProgrammingError as exc:  # a value psycopg2 cannot adapt to a literal
             raise ConnectorError(f"{self.where}: cannot use the cursor value: {one_line(str(exc))}") from None
         stream = CopyOut(connection, statement)
@@ -245,7 +264,8 @@ class PostgresSource(Source):
                 yield SourceBatch(piece, position)
 
     def _parsed(self, stream: CopyOut, columns: list[ReadColumn]) -> Iterator[pa.RecordBatch]:
-        """The CSV reader's batches; the COPY's own error wins over the parse error it caused."""
+        """The reader's batches, strings still escaped; the COPY's own error wins over the parse
+        error it caused."""
         names = [f"c{i}" for i in range(len(columns))]
         try:
             if stream.is_empty():
@@ -258,12 +278,11 @@ class PostgresSource(Source):
                     block_size=self.options.fetch_block_size or DEFAULT_BLOCK_SIZE,
                     use_threads=False,
                 ),
-                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                parse_options=textcopy.PARSE_OPTIONS,
                 convert_options=pacsv.ConvertOptions(
                     column_types={name: c.csv_type for name, c in zip(names, columns, strict=True)},
-                    null_values=[""],
+                    null_values=[textcopy.NULL],
                     strings_can_be_null=True,
-                    quoted_strings_can_be_null=False,
                     true_values=["t"],
                     false_values=["f"],
                 ),
