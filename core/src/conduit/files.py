@@ -78,11 +78,12 @@ def ensure_parent(target: str) -> None:
         raise ConnectorError(f"directory {parent} is not writable")
 
 
-def fsync_path(path: str) -> None:
-    """Flush a file's data, or a directory's entries (after a rename), to disk."""
+def fsync_path(path: str, *, data_only: bool = False) -> None:
+    """Flush a file's data, or a directory's entries (after a rename), to disk; ``data_only``: the
+    data and only the metadata needed to read it back (``fdatasync``)."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
+        (os.fdatasync if data_only else os.fsync)(fd)
     finally:
         os.close(fd)
 
@@ -129,11 +130,7 @@ class Writeback:
                 path = self._pending.pop(0)
                 self._busy = True
             try:
-                fd = os.open(path, os.O_RDONLY)
-                try:
-                    os.fdatasync(fd)
-                finally:
-                    os.close(fd)
+                fsync_path(path, data_only=True)
             except FileNotFoundError:
                 pass  # renamed or removed meanwhile: the committer fsyncs it (or it was aborted)
             except OSError as exc:
