@@ -65,8 +65,12 @@ def test_installed_plugin_appears_works_and_disappears(hello_installed: None, tm
     _pip("install", "--no-deps", str(FIXTURE))  # the fixture's teardown uninstalls it again
 
 
-def test_builtins_and_csv_are_listed() -> None:
+def test_builtins_csv_and_postgres_are_listed() -> None:
     plugins = _plugin_names()
+    assert plugins["postgres"]["distribution"] == "conduit-postgres"
+    assert plugins["postgres"]["sources"] == ["postgres"] and plugins["postgres"]["destinations"] == [
+        "postgres"
+    ]
     assert plugins["parquet"]["sources"] == ["parquet"] and plugins["parquet"]["builtin"] is True
     assert plugins["jsonl"]["destinations"] == ["jsonl"]
     assert plugins["csv"]["distribution"] == "conduit-csv"
@@ -83,6 +87,7 @@ def test_builtins_and_csv_are_listed() -> None:
     text = run_cli("plugins")
     assert text.returncode == 0
     assert "conduit-csv" in text.stdout and "source: csv; destination: csv" in text.stdout
+    assert "conduit-postgres" in text.stdout and "source: postgres; destination: postgres" in text.stdout
 
 
 def test_version() -> None:
