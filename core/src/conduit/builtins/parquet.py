@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from conduit.coerce import coerce_column
@@ -195,8 +196,6 @@ def dictionary_columns(table: pa.Table) -> list[str]:
     """The columns worth dictionary encoding: flat columns whose first :data:`DICTIONARY_SAMPLE`
     rows hold at most half as many distinct values as rows (nulls count as one value). Nested
     columns are left plain."""
-    import pyarrow.compute as pc
-
     sample = table.slice(0, DICTIONARY_SAMPLE)
     limit = sample.num_rows // 2
     chosen = []
