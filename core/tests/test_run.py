@@ -226,3 +226,28 @@ def test_a_connector_bug_is_one_line_not_a_traceback(tmp_path: Path, registry: R
     error = result.entities[0].error or ""
     assert "yielded a batch whose schema differs from the one it discovered" in error
     assert not (tmp_path / "out" / "lies.parquet").exists()
+
+
+def test_the_engine_closes_the_destination_after_success_and_failure(
+    tmp_path: Path, registry: Registry
+) -> None:
+    from conduit.builtins.parquet import ParquetDestination
+
+    closed: list[str] = []
+
+    class Recording(ParquetDestination):
+        def close(self) -> None:
+            closed.append(self.options.path)
+
+    registry.destinations["recording"] = Registered("recording", Recording, "recording-plugin", "test")
+    _jsonl(tmp_path / "events.jsonl", [{"id": i} for i in range(3)])
+    (tmp_path / "bad.jsonl").write_text("not json\n")
+    body = (
+        "  good:\n    source: {type: jsonl, options: {path: events.jsonl}}\n"
+        "    destination: {type: recording, options: {path: out/good.parquet}}\n"
+        "  bad:\n    source: {type: jsonl, options: {path: bad.jsonl}}\n"
+        "    destination: {type: recording, options: {path: out/bad.parquet}}\n"
+    )
+    result = run_flow(load_flow(_flow(tmp_path, body), registry), registry)
+    assert [e.status for e in result.entities] == ["success", "failed"]
+    assert [Path(p).name for p in closed] == ["good.parquet", "bad.parquet"]

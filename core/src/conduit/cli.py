@@ -208,6 +208,8 @@ def validate(
                 except ConduitError as exc:
                     failures += 1
                     echo(f"error: [{plan.name}] {kind} {getattr(plan, kind).type}: {exc}", err=True)
+                finally:
+                    connector.close()
     ctx.exit(1 if failures else 0)
 
 
@@ -267,7 +269,9 @@ def _entity_plan(
 
 
 def _store(plan: EntityPlan, root: Path) -> tuple[Destination, StateStore]:
+    """The entity's destination (closed when the command ends) and its state store."""
     destination = plan.destination_cls(plan.destination.options)
+    click.get_current_context().call_on_close(destination.close)
     return destination, store_for(destination, f"entity {plan.name!r}", root, plan.flow)
 
 

@@ -301,6 +301,11 @@ class Destination(ABC):
     def open(self, request: WriteRequest) -> LoadSession:
         """Start a load session for one entity."""
 
+    def close(self) -> None:  # noqa: B027 - nothing to release by default
+        """Release what the destination keeps between calls (a connection its preflight, state reads
+        and successive sessions share). Called once, when the engine is done with it, even on
+        failure; sessions are committed or aborted before."""
+
     # -- schema evolution (only with ``capabilities.schema_changes``) -----------------------------
 
     def plan_schema_changes(self, target: pa.Schema, changes: Sequence[ColumnChange]) -> list[str]:

@@ -304,13 +304,22 @@ def approve(plan: EntityPlan, registry: Registry, state_dir: Path, run_id: str) 
     The plan must still describe the drift between the accepted schema and what the source sends
     now; its DDL runs exactly as written, together with the new accepted version where the
     destination stores state (one transaction for PostgreSQL)."""
+    destination = plan.destination_cls(plan.destination.options)
+    try:
+        return _approve(plan, destination, registry, state_dir, run_id)
+    finally:
+        destination.close()
+
+
+def _approve(
+    plan: EntityPlan, destination: Destination, registry: Registry, state_dir: Path, run_id: str
+) -> Approval:
     from conduit.state import normalized, store_for
 
     entity = plan.name
     path = plan_path(state_dir, plan.flow, entity)
     waiting = read_plan(path)
     incoming = plan.discover()
-    destination = plan.destination_cls(plan.destination.options)
     destination.check()
     store = store_for(destination, f"entity {entity!r}", state_dir, plan.flow)
     with store.lock(entity, run_id):

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from conduit.coerce import coerce_batch
 from conduit.config.flow import EntityPlan
-from conduit.connectors import WriteMode, WriteRequest
+from conduit.connectors import Destination, WriteMode, WriteRequest
 from conduit.dlq import DeadLetterQueue, dlq_root
 from conduit.errors import ConduitError, ConfigError, DataError
 from conduit.evolution import SchemaPlan
@@ -64,12 +64,14 @@ def replay_entity(plan: EntityPlan, registry: Registry, state_dir: Path, run_id:
     )
     outcome = ReplayResult(entity)
     started = time.perf_counter()
+    destination = plan.destination_cls(plan.destination.options)
     try:
-        _replay(plan, registry, state_dir, run_id, outcome)
+        _replay(plan, destination, registry, state_dir, run_id, outcome)
         entity.status = "success"
     except ConduitError as exc:
         entity.error = str(exc)
     finally:
+        destination.close()
         entity.seconds = time.perf_counter() - started
         entity.finished_at = now()
     return outcome
@@ -87,12 +89,16 @@ def _mode(plan: EntityPlan, capabilities_modes: frozenset[WriteMode]) -> WriteMo
 
 
 def _replay(
-    plan: EntityPlan, registry: Registry, state_dir: Path, run_id: str, outcome: ReplayResult
+    plan: EntityPlan,
+    destination: Destination,
+    registry: Registry,
+    state_dir: Path,
+    run_id: str,
+    outcome: ReplayResult,
 ) -> None:
     entity = outcome.entity
     where = f"entity {plan.name!r}"
     schema = plan.discover()
-    destination = plan.destination_cls(plan.destination.options)
     destination.check()
     mode = _mode(plan, destination.capabilities.write_modes)
     entity.mode = mode

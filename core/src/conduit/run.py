@@ -306,6 +306,7 @@ def _move(
             ).run()
     finally:
         source.close()
+        destination.close()
 
 
 @dataclass

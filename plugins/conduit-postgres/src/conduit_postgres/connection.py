@@ -11,7 +11,8 @@ import getpass
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,3 +194,63 @@ def close_quietly(connection: Connection | None) -> None:
         connection.close()
     except psycopg2.Error:
         pass
+
+
+class ConnectionCache:
+    """At most one idle connection kept for the next use with the same options.
+
+    A destination's preflight (``check``, ``current_schema``, state reads) and its successive load
+    sessions (one per checkpoint) each used to open a connection of their own: five before the first
+    row of a run and one more per checkpoint, each a server process started and, over TLS to a
+    remote server, a handshake. Through the cache they share one (the entity's lock keeps its own:
+    a session lock must not be lost with a connection that a failure closes).
+
+    A connection comes back only in a known state: not closed, its transaction rolled back (a
+    successful user commits first) and ``autocommit`` off; one a failure left in an unknown state is
+    closed instead (:meth:`borrow` closes it when the block raises).
+    """
+
+    def __init__(self, options: ConnectionOptions) -> None:
+        self._options = options
+        self._idle: Connection | None = None
+        self._closed = False
+
+    def take(self) -> Connection:
+        """The idle connection, or a new one (:func:`connect`, with its retries)."""
+        idle, self._idle = self._idle, None
+        if idle is not None and not idle.closed:
+            return idle
+        return connect(self._options)
+
+    def give_back(self, connection: Connection) -> None:
+        """Keep ``connection`` for the next :meth:`take` (its open transaction rolled back), or
+        close it when one is already kept, the cache is closed, or resetting it fails."""
+        if connection.closed:
+            return
+        try:
+            connection.rollback()
+            connection.autocommit = False
+        except psycopg2.Error:
+            close_quietly(connection)
+            return
+        if self._idle is not None or self._closed:
+            close_quietly(connection)
+        else:
+            self._idle = connection
+
+    @contextmanager
+    def borrow(self) -> Iterator[Connection]:
+        """A connection for the block: given back after it, closed if the block raises."""
+        connection = self.take()
+        try:
+            yield connection
+        except BaseException:
+            close_quietly(connection)
+            raise
+        self.give_back(connection)
+
+    def close(self) -> None:
+        """Close the idle connection; later give-backs close theirs. Never raises."""
+        self._closed = True
+        idle, self._idle = self._idle, None
+        close_quietly(idle)

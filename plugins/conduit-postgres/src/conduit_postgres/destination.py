@@ -25,6 +25,11 @@ own (:meth:`PostgresDestination.apply_schema_changes`).
 The destination stores state (:mod:`conduit_postgres.statestore`): ``read_state``/``write_state`` on
 the ``_conduit_state`` row, and ``lock``, a session advisory lock per schema and entity on a
 connection of its own, held for the run.
+
+Everything else shares one connection through a
+:class:`~conduit_postgres.connection.ConnectionCache`: the preflight, the state reads and every load
+session (one per checkpoint) take it in turn, so a run connects twice (this and the lock) however
+many checkpoints it commits; :meth:`PostgresDestination.close` closes it.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from psycopg2.extensions import cursor as Cursor
 from conduit.connectors import Destination, DestinationCapabilities, LoadSession, WriteRequest
 from conduit.errors import ConnectorError
 from conduit_postgres import catalog, evolution, statements, statestore
-from conduit_postgres.connection import close_quietly, connect
+from conduit_postgres.connection import ConnectionCache
 from conduit_postgres.errors import statement_error
 from conduit_postgres.identifiers import TableName, shown
 from conduit_postgres.options import PostgresDestinationOptions
@@ -65,17 +70,22 @@ class PostgresDestination(Destination):
     )
     options: PostgresDestinationOptions
 
+    def __init__(self, options: PostgresDestinationOptions) -> None:
+        super().__init__(options)
+        self._connections = ConnectionCache(options)
+
+    def close(self) -> None:
+        """Close the connection kept between uses (the lock's and sessions' are their own)."""
+        self._connections.close()
+
     def check(self) -> None:
         """Connect (with retries), then make sure the load can create or insert into the table."""
         target = self.options.target
-        connection = connect(self.options)
         try:
-            with connection.cursor() as cursor:
+            with self._connections.borrow() as connection, connection.cursor() as cursor:
                 problem = _access_problem(cursor, target, self.options.create_table)
         except psycopg2.Error as exc:
             raise statement_error(exc, destination_label(target)) from None
-        finally:
-            close_quietly(connection)
         if problem:
             raise ConnectorError(f"{destination_label(target)}: {problem}")
 
@@ -84,17 +94,14 @@ class PostgresDestination(Destination):
         A ``varchar(n)``/``char(n)`` column is a string field with ``{b"conduit.max_length": b"<n>"}``
         metadata (see :func:`conduit_postgres.types.arrow_field`)."""
         target = self.options.target
-        connection = connect(self.options)
         try:
-            with connection.cursor() as cursor:
+            with self._connections.borrow() as connection, connection.cursor() as cursor:
                 relation = catalog.find_relation(cursor, target)
                 if relation is None or not relation.is_table:
                     return None
                 table = catalog.describe_table(cursor, target, relation.oid)
         except psycopg2.Error as exc:
             raise statement_error(exc, destination_label(target)) from None
-        finally:
-            close_quietly(connection)
         return pa.schema([arrow_field(c.name, c.type) for c in table.columns])
 
     def stored_schema(self, incoming: pa.Schema) -> pa.Schema:
@@ -102,7 +109,7 @@ class PostgresDestination(Destination):
         return pa.schema([pa.field(f.name, stored_type(f.type)) for f in incoming])
 
     def open(self, request: WriteRequest) -> LoadSession:
-        return PostgresLoadSession(self.options, request)
+        return PostgresLoadSession(self.options, request, self._connections)
 
     # -- schema evolution -------------------------------------------------------------------------
 
@@ -113,18 +120,20 @@ class PostgresDestination(Destination):
         and a table that does not exist yet get no statement. ``target`` (the evolved schema) is what
         the next load writes; the statements are built from ``changes``."""
         where = destination_label(self.options.target)
-        connection = connect(self.options)
         try:
-            connection.autocommit = True
-            with connection.cursor() as cursor:
-                table = _existing_table(cursor, self.options.target, where)
-            return evolution.plan_statements(
-                connection, self.options.target, table, changes, where, never_added=self.options.hard_delete
-            )
+            with self._connections.borrow() as connection:
+                with connection.cursor() as cursor:
+                    table = _existing_table(cursor, self.options.target, where)
+                return evolution.plan_statements(
+                    connection,
+                    self.options.target,
+                    table,
+                    changes,
+                    where,
+                    never_added=self.options.hard_delete,
+                )
         except psycopg2.Error as exc:
             raise statement_error(exc, where) from None
-        finally:
-            close_quietly(connection)
 
     def apply_schema_changes(
         self, entity: str, statements: Sequence[str], state: Mapping[str, Any] | None
@@ -133,18 +142,27 @@ class PostgresDestination(Destination):
         ``_conduit_state`` row (``None``: delete it) in one transaction; any failure changes nothing.
         The caller holds the entity's lock; the statements take the table's own lock."""
         statestore.write_state(
-            self.options, entity, state, destination_label(self.options.target), ddl=statements
+            self.options,
+            self._connections,
+            entity,
+            state,
+            destination_label(self.options.target),
+            ddl=statements,
         )
 
     # -- state ------------------------------------------------------------------------------------
 
     def read_state(self, entity: str) -> dict[str, Any] | None:
         """The state last committed with ``entity``'s data (its ``_conduit_state`` row), or ``None``."""
-        return statestore.read_state(self.options, entity, destination_label(self.options.target))
+        return statestore.read_state(
+            self.options, self._connections, entity, destination_label(self.options.target)
+        )
 
     def write_state(self, entity: str, state: Mapping[str, Any] | None) -> None:
         """Upsert (``None``: delete) ``entity``'s ``_conduit_state`` row in a transaction of its own."""
-        statestore.write_state(self.options, entity, state, destination_label(self.options.target))
+        statestore.write_state(
+            self.options, self._connections, entity, state, destination_label(self.options.target)
+        )
 
     def lock(self, entity: str) -> AbstractContextManager[None]:
         """A session advisory lock on a connection of its own, held for the block; raises

@@ -1,7 +1,8 @@
 """One load into PostgreSQL: a transaction, a binary COPY streaming the batches, and the mode's
 finishing statements at commit (see :mod:`conduit_postgres.destination` for the modes).
 
-Opening a session connects; the transaction's work starts with the first of
+Opening a session takes the destination's kept connection (or connects), and a committed session
+gives it back for the next one; the transaction's work starts with the first of
 :meth:`~PostgresLoadSession.apply_schema_changes` (the schema changes' DDL), ``write`` or ``commit``.
 The table is prepared for the mode (created, staged) and the COPY started at the first ``write`` (or
 ``commit``), after any DDL, so the staging table, the merge's temporary table and the column
@@ -21,7 +22,7 @@ from conduit.connectors import WRITE_MODES, LoadSession, WriteRequest
 from conduit.errors import ConfigError, ConnectorError, DataError
 from conduit_postgres import catalog, evolution, statements, statestore
 from conduit_postgres.catalog import Table
-from conduit_postgres.connection import close_quietly, connect
+from conduit_postgres.connection import ConnectionCache, close_quietly
 from conduit_postgres.copy_in import CopyIn
 from conduit_postgres.encoding import BatchEncoder
 from conduit_postgres.errors import one_line, statement_error
@@ -87,7 +88,9 @@ def _ddl(field: pa.Field, where: str) -> tuple[str, str]:
 class PostgresLoadSession(LoadSession):
     """One load: a transaction and a COPY streaming the batches; see the module docstring."""
 
-    def __init__(self, options: PostgresDestinationOptions, request: WriteRequest) -> None:
+    def __init__(
+        self, options: PostgresDestinationOptions, request: WriteRequest, connections: ConnectionCache
+    ) -> None:
         self.options = options
         self.request = request
         self.target = options.target
@@ -100,7 +103,8 @@ class PostgresLoadSession(LoadSession):
         self._merge_stage: str | None = None
         self._reused = False
         _validate(options, request, self.where)
-        self.connection = connect(options)
+        self._connections = connections
+        self.connection = connections.take()
 
     # -- schema changes -------------------------------------------------------------------------
 
@@ -310,7 +314,7 @@ class PostgresLoadSession(LoadSession):
             raise
         self._status = "committed"
         self.committed = True
-        close_quietly(self.connection)
+        self._connections.give_back(self.connection)
 
     def _commit_error(self, exc: psycopg2.Error) -> Exception:
         if exc.pgcode == DEPENDENT_OBJECTS:

@@ -30,7 +30,7 @@ from psycopg2.extensions import cursor as Cursor
 
 from conduit.errors import ConnectorError
 from conduit_postgres import catalog, evolution, statements
-from conduit_postgres.connection import close_quietly, connect
+from conduit_postgres.connection import ConnectionCache, close_quietly, connect
 from conduit_postgres.errors import statement_error
 from conduit_postgres.identifiers import shown
 from conduit_postgres.options import PostgresDestinationOptions
@@ -114,22 +114,20 @@ def _short(text: str) -> str:
 # -- reading and writing it -----------------------------------------------------------------------
 
 
-def read_state(options: PostgresDestinationOptions, entity: str, where: str) -> dict[str, Any] | None:
+def read_state(
+    options: PostgresDestinationOptions, connections: ConnectionCache, entity: str, where: str
+) -> dict[str, Any] | None:
     """The state stored for ``entity``, or ``None`` when there is none (nor any state table)."""
     target = options.target
     table = target.sibling(statements.STATE_TABLE)
-    connection = connect(options)
     try:
-        connection.autocommit = True
-        with connection.cursor() as cursor:
+        with connections.borrow() as connection, connection.cursor() as cursor:
             if catalog.find_relation(cursor, table) is None:
                 return None
             cursor.execute(statements.select_state(target.schema), (entity,))
             row = cursor.fetchone()
     except psycopg2.Error as exc:
         raise statement_error(exc, where) from None
-    finally:
-        close_quietly(connection)
     if row is None:
         return None
     value = json.loads(row[0])
@@ -142,6 +140,7 @@ def read_state(options: PostgresDestinationOptions, entity: str, where: str) -> 
 
 def write_state(
     options: PostgresDestinationOptions,
+    connections: ConnectionCache,
     entity: str,
     state: Mapping[str, Any] | None,
     where: str,
@@ -153,30 +152,39 @@ def write_state(
     from :func:`conduit_postgres.evolution.plan_statements`) run first in the same transaction: the
     DDL and the state commit together, and a failing statement leaves both as they were."""
     payload = None if state is None else state_json(state, where)
-    target = options.target
-    table = target.sibling(statements.STATE_TABLE)
-    connection = connect(options)
     try:
-        with connection.cursor() as cursor:
-            evolution.run_statements(cursor, ddl, where)
-            if payload is None:
-                if catalog.find_relation(cursor, table) is not None:
-                    cursor.execute(statements.delete_state(target.schema), (entity,))
-            else:
-                if not catalog.schema_exists(cursor, target.schema):
-                    if not options.create_table:
-                        raise ConnectorError(
-                            f"{where}: schema {shown(target.schema)} does not exist (and create_table is false)"
-                        )
-                    cursor.execute(statements.create_schema(target.schema))
-                if catalog.find_relation(cursor, table) is None:
-                    cursor.execute(statements.create_state_table(target.schema))
-                cursor.execute(statements.upsert_state(target.schema), (entity, payload, None))
-        connection.commit()
+        with connections.borrow() as connection:
+            _write_state(connection, options, entity, payload, where, ddl)
     except psycopg2.Error as exc:
         raise statement_error(exc, where) from None
-    finally:
-        close_quietly(connection)  # without a commit, the transaction is rolled back
+
+
+def _write_state(
+    connection: Connection,
+    options: PostgresDestinationOptions,
+    entity: str,
+    payload: str | None,
+    where: str,
+    ddl: Sequence[str],
+) -> None:
+    target = options.target
+    table = target.sibling(statements.STATE_TABLE)
+    with connection.cursor() as cursor:
+        evolution.run_statements(cursor, ddl, where)
+        if payload is None:
+            if catalog.find_relation(cursor, table) is not None:
+                cursor.execute(statements.delete_state(target.schema), (entity,))
+        else:
+            if not catalog.schema_exists(cursor, target.schema):
+                if not options.create_table:
+                    raise ConnectorError(
+                        f"{where}: schema {shown(target.schema)} does not exist (and create_table is false)"
+                    )
+                cursor.execute(statements.create_schema(target.schema))
+            if catalog.find_relation(cursor, table) is None:
+                cursor.execute(statements.create_state_table(target.schema))
+            cursor.execute(statements.upsert_state(target.schema), (entity, payload, None))
+    connection.commit()  # a failure before it closes the connection: the transaction rolls back
 
 
 # -- the lock -------------------------------------------------------------------------------------
