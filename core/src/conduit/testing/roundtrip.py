@@ -143,6 +143,24 @@ class RoundTripTests:
         write_all(build_destination(registry, self.destination_type, destination_options, tmp_path), golden)
         assert_tables_equal(golden, self._read(registry, source_options, golden.schema, tmp_path))
 
+    def test_one_destination_serves_several_sessions_then_closes(
+        self,
+        registry: Registry,
+        tmp_path: Path,
+        destination_options: dict[str, Any],
+        source_options: dict[str, Any],
+    ) -> None:
+        """As the engine uses it: preflight, sessions one after another (checkpoints), ``close()``
+        once at the end; closing again does no harm, and what was committed stays."""
+        golden = golden_table()
+        destination = build_destination(registry, self.destination_type, destination_options, tmp_path)
+        destination.check()
+        write_all(destination, golden.slice(0, 2), run_id="first")
+        write_all(destination, golden, run_id="second")
+        destination.close()
+        destination.close()
+        assert_tables_equal(golden, self._read(registry, source_options, golden.schema, tmp_path))
+
     def test_empty_input(
         self,
         registry: Registry,
