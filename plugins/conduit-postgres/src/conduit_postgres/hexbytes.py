@@ -82,11 +82,11 @@ def hex_encode(array: pa.Array) -> pa.Array:
     return from_parts(pa.string(), array, np.diff(offsets) * 2, out)
 
 
-def hex_decode(array: pa.Array, prefix: bytes = b"") -> pa.Array:
+def hex_decode(array: pa.Array, prefix: bytes = b"", *, shown_prefix: str | None = None) -> pa.Array:
     """Hex text (each value starting with ``prefix``) as binary; nulls stay null.
 
     Raises :class:`HexError` naming the first value that is not ``prefix`` + an even number of hex
-    digits.
+    digits (the message shows ``shown_prefix``, default ``prefix`` as text).
     """
     offsets, data = value_buffers(array)
     valid = _valid(array)
@@ -100,7 +100,8 @@ def hex_decode(array: pa.Array, prefix: bytes = b"") -> pa.Array:
         bad[index[data[starts[index] + position] != char]] = True
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise HexError(f"expected {prefix.decode() or ''}<hex digits>", row)
+        shown = prefix.decode() if shown_prefix is None else shown_prefix
+        raise HexError(f"expected {shown}<hex digits>", row)
     base, total = int(offsets[0]), int(offsets[-1] - offsets[0])
     begin = np.where(valid, starts + len(prefix), starts) - base
     end = np.where(valid, offsets[1:], starts) - base

@@ -78,11 +78,8 @@ class ReadColumn:
 
 def _bytea(array: pa.Array) -> pa.Array:
     """Hex ``bytea`` as written in the text format: escapes are only ever the prefix's backslash,
-    so the hex is decoded as it is, after the escaped prefix."""
-    try:
-        return hex_decode(array, _ESCAPED_HEX)
-    except HexError as exc:
-        raise HexError(str(exc).replace("\\\\x", "\\x"), exc.row) from None
+    so the hex is decoded as it is, after the escaped prefix (messages show it unescaped)."""
+    return hex_decode(array, _ESCAPED_HEX, shown_prefix="\\x")
 
 
 def _cast(to: pa.DataType) -> Convert:

@@ -152,39 +152,28 @@ def write_state(
     from :func:`conduit_postgres.evolution.plan_statements`) run first in the same transaction: the
     DDL and the state commit together, and a failing statement leaves both as they were."""
     payload = None if state is None else state_json(state, where)
-    try:
-        with connections.borrow() as connection:
-            _write_state(connection, options, entity, payload, where, ddl)
-    except psycopg2.Error as exc:
-        raise statement_error(exc, where) from None
-
-
-def _write_state(
-    connection: Connection,
-    options: PostgresDestinationOptions,
-    entity: str,
-    payload: str | None,
-    where: str,
-    ddl: Sequence[str],
-) -> None:
     target = options.target
     table = target.sibling(statements.STATE_TABLE)
-    with connection.cursor() as cursor:
-        evolution.run_statements(cursor, ddl, where)
-        if payload is None:
-            if catalog.find_relation(cursor, table) is not None:
-                cursor.execute(statements.delete_state(target.schema), (entity,))
-        else:
-            if not catalog.schema_exists(cursor, target.schema):
-                if not options.create_table:
-                    raise ConnectorError(
-                        f"{where}: schema {shown(target.schema)} does not exist (and create_table is false)"
-                    )
-                cursor.execute(statements.create_schema(target.schema))
-            if catalog.find_relation(cursor, table) is None:
-                cursor.execute(statements.create_state_table(target.schema))
-            cursor.execute(statements.upsert_state(target.schema), (entity, payload, None))
-    connection.commit()  # a failure before it closes the connection: the transaction rolls back
+    try:
+        with connections.borrow() as connection:  # a failure closes it: the transaction rolls back
+            with connection.cursor() as cursor:
+                evolution.run_statements(cursor, ddl, where)
+                if payload is None:
+                    if catalog.find_relation(cursor, table) is not None:
+                        cursor.execute(statements.delete_state(target.schema), (entity,))
+                else:
+                    if not catalog.schema_exists(cursor, target.schema):
+                        if not options.create_table:
+                            raise ConnectorError(
+                                f"{where}: schema {shown(target.schema)} does not exist (and create_table is false)"
+                            )
+                        cursor.execute(statements.create_schema(target.schema))
+                    if catalog.find_relation(cursor, table) is None:
+                        cursor.execute(statements.create_state_table(target.schema))
+                    cursor.execute(statements.upsert_state(target.schema), (entity, payload, None))
+            connection.commit()
+    except psycopg2.Error as exc:
+        raise statement_error(exc, where) from None
 
 
 # -- the lock -------------------------------------------------------------------------------------
