@@ -64,7 +64,10 @@ def _parquet_flow(tmp_path: Path, **kw: int) -> Path:
 
 
 def _parquet_state(tmp_path: Path) -> dict:
-    record = json.loads((tmp_path / "out" / "events" / "_conduit" / "events.json").read_text())
+    # the commit record is kept per flow and entity: _conduit/<flow>/<entity>.json
+    record = json.loads(
+        (tmp_path / "out" / "events" / "_conduit" / tmp_path.name / "events.json").read_text()
+    )
     assert record["pending"] == []
     return record["state"]
 
@@ -182,7 +185,7 @@ def test_a_plain_run_after_an_interruption_refuses_and_resume_continues(tmp_path
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    record = tmp_path / "out" / "events" / "_conduit" / "events.json"
+    record = tmp_path / "out" / "events" / "_conduit" / tmp_path.name / "events.json"
     import time
 
     deadline = time.monotonic() + 60

@@ -395,7 +395,7 @@ def test_kill_and_resume_keeps_rejected_rows_exactly_once(tmp_path: Path) -> Non
         env=env,
         stderr=subprocess.PIPE,
     )
-    state = tmp_path / "out" / "orders" / "_conduit" / "orders.json"
+    state = tmp_path / "out" / "orders" / "_conduit" / tmp_path.name / "orders.json"
     deadline = time.time() + 60
     while time.time() < deadline and not (state.exists() and '"in_progress": {' in state.read_text()):
         time.sleep(0.01)

@@ -31,7 +31,7 @@ from conduit.config.profiles import (
     load_profile,
     profiles_dir_for,
 )
-from conduit.connectors import Destination
+from conduit.connectors import Destination, StateKey
 from conduit.dlq import DeadLetterQueue, dlq_root
 from conduit.errors import ConduitError, ConfigError, DataLocation
 from conduit.evolution import approve
@@ -272,7 +272,7 @@ def _store(plan: EntityPlan, root: Path) -> tuple[Destination, StateStore]:
     """The entity's destination (closed when the command ends) and its state store."""
     destination = plan.destination_cls(plan.destination.options)
     click.get_current_context().call_on_close(destination.close)
-    return destination, store_for(destination, f"entity {plan.name!r}", root, plan.flow)
+    return destination, store_for(destination, StateKey(plan.flow, plan.name), root)
 
 
 def flow_options(function: F) -> F:
@@ -314,10 +314,9 @@ def state_show(
     shown: dict[str, Any] = {}
     for plan in plans:
         _, store = _store(plan, root)
-        shown[plan.name] = store.read(plan.name)
-        where = "destination" if store.with_data else store.where
+        shown[plan.name] = store.read()
         if not as_json:
-            echo(describe_state(plan.name, shown[plan.name], where))
+            echo(describe_state(plan.name, shown[plan.name], store.where))
     if as_json:
         echo(json.dumps(mask_json(shown), indent=2, default=str))
 
@@ -350,12 +349,12 @@ def state_set(
         raise ConfigError(f"entity {entity!r}: incremental.cursor {column!r} is not a column of the source")
     value = from_json(cursor, schema.field(column).type, f"--cursor for {entity!r}").as_py()
     _, store = _store(plan, state_dir_for(project.root, state_dir))
-    with store.lock(plan.name, "state-set"):
-        current = normalized(plan.name, store.read(plan.name))
+    with store.lock("state-set"):
+        current = normalized(plan.name, store.read())
         current.update(
             cursor=column, watermark=to_json(value), boundary={}, files={}, in_progress=None, updated_at=now()
         )
-        store.write(plan.name, current)
+        store.write(current)
     echo(f"{entity}: watermark set to {to_json(value)!r}; the next run loads rows with {column} >= it")
 
 
@@ -384,8 +383,8 @@ def state_reset(
     ):
         echo("not reset", err=True)
         ctx.exit(1)
-    with store.lock(plan.name, "state-reset"):
-        store.write(plan.name, None)
+    with store.lock("state-reset"):
+        store.write(None)
     echo(f"{entity}: state reset")
 
 
@@ -564,7 +563,7 @@ def dlq_purge(
         echo("not purged", err=True)
         ctx.exit(1)
     _, store = _store(plan, root)
-    with store.lock(plan.name, "dlq-purge"):
+    with store.lock("dlq-purge"):
         count = queue.purge(run)
     echo(f"{entity}: {count:,} rejected rows purged")
 
@@ -576,7 +575,7 @@ def schema() -> None:
 
 def _record(plan: EntityPlan, root: Path) -> SchemaRecord:
     _, store = _store(plan, root)
-    return SchemaRecord.from_state(store.read(plan.name) or {})
+    return SchemaRecord.from_state(store.read() or {})
 
 
 def _columns(stored: dict[str, Any]) -> list[str]:
@@ -682,7 +681,7 @@ def schema_diff(
     _, plan, root = _entity_plan(ctx, entity, flow, env, profiles_dir, state_dir)
     incoming = plan.discover()
     destination, store = _store(plan, root)
-    record = SchemaRecord.from_state(store.read(plan.name) or {})
+    record = SchemaRecord.from_state(store.read() or {})
     current = destination.current_schema()
     accepted = record.current
     names: list[str] = []

@@ -13,6 +13,7 @@ A destination opens a :class:`LoadSession` per entity and run: ``write`` every b
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -190,6 +191,20 @@ class CursorFilter:
 
 
 @dataclass(frozen=True)
+class StateKey:
+    """Whose state: one entity of one flow. Together with the destination's target
+    (:meth:`Destination.target_id`) it is the identity of an entity's state, lock, schema record and
+    dead-letter recovery: two flows with an entity of the same name never share any of them, and a
+    run of the same flow and entity from another machine finds the same state at the same target."""
+
+    flow: str
+    entity: str
+
+    def __str__(self) -> str:
+        return f"entity {self.entity!r} of flow {self.flow!r}" if self.flow else f"entity {self.entity!r}"
+
+
+@dataclass(frozen=True)
 class WriteRequest:
     """What the engine asks of a destination for one entity: where, with which schema and mode."""
 
@@ -199,6 +214,12 @@ class WriteRequest:
     run_id: str
     commit_seq: int = 0
     """Which of the run's commits this session is (0, 1, ...): part files named with it are unique."""
+    flow: str = ""
+    """The flow the entity belongs to; ``key`` (flow and entity) names the state ``commit`` stores."""
+
+    @property
+    def key(self) -> StateKey:
+        return StateKey(self.flow, self.entity)
 
 
 class Source(ABC):
@@ -297,6 +318,14 @@ class Destination(ABC):
         appending the same data twice is never mistaken for a schema change. Default: unchanged."""
         return incoming
 
+    def target_id(self) -> str:
+        """What this destination writes to, as a stable text (a table's name, a path): part of the
+        identity of the state it stores (see :class:`StateKey`), so a state is never found by a
+        target it does not describe. Default: the connector type and its options, secrets left out;
+        a destination overrides it to name only what decides where the data lands."""
+        options = self.options.model_dump(mode="json", exclude=_secret_fields(self.options))
+        return f"{type(self).__module__}.{type(self).__qualname__}:{json.dumps(options, sort_keys=True)}"
+
     @abstractmethod
     def open(self, request: WriteRequest) -> LoadSession:
         """Start a load session for one entity."""
@@ -315,7 +344,7 @@ class Destination(ABC):
         return []
 
     def apply_schema_changes(
-        self, entity: str, statements: Sequence[str], state: Mapping[str, Any] | None
+        self, key: StateKey, statements: Sequence[str], state: Mapping[str, Any] | None
     ) -> None:
         """``conduit schema approve``: run ``statements`` outside a load and store ``state`` (with the
         new accepted schema) together, atomically where the destination can. Default (no statements):
@@ -325,19 +354,32 @@ class Destination(ABC):
                 f"{type(self).__name__} cannot apply schema changes: {'; '.join(statements)}"
             )
         if self.capabilities.stores_state:
-            self.write_state(entity, state)
+            self.write_state(key, state)
 
     # -- state (only with ``capabilities.stores_state``) ------------------------------------------
+    # Every state is identified by this destination's target together with ``key`` (flow and
+    # entity): never by the entity's name alone, which another flow may use for another target.
 
-    def read_state(self, entity: str) -> dict[str, Any] | None:
-        """The state last committed with ``entity``'s data, or ``None``."""
+    def read_state(self, key: StateKey) -> dict[str, Any] | None:
+        """The state last committed with ``key``'s data at this target, or ``None``."""
         raise ConnectorError(f"{type(self).__name__} does not store state")
 
-    def write_state(self, entity: str, state: Mapping[str, Any] | None) -> None:
-        """Replace ``entity``'s state outside a load (``conduit state set/reset``); ``None`` deletes."""
+    def write_state(self, key: StateKey, state: Mapping[str, Any] | None) -> None:
+        """Replace ``key``'s state outside a load (``conduit state set/reset``); ``None`` deletes."""
         raise ConnectorError(f"{type(self).__name__} does not store state")
 
-    def lock(self, entity: str) -> AbstractContextManager[None]:
-        """Hold ``entity`` for one run; raise :class:`ConnectorError` at once (never wait) when
-        another run holds it, naming who does. Released on exit, and by the process dying."""
+    def lock(self, key: StateKey) -> AbstractContextManager[None]:
+        """Hold ``key`` at this target for one run; raise :class:`ConnectorError` at once (never
+        wait) when another run holds it, naming who does. Released on exit, and by the process dying.
+        A destination whose lock can be lost while the run goes on (a database session ended by the
+        server) must check, inside every commit of ``key``, that it still holds it, and fail the
+        commit when it does not."""
         raise ConnectorError(f"{type(self).__name__} does not store state")
+
+
+def _secret_fields(options: BaseModel) -> set[str]:
+    return {
+        name
+        for name, value in options
+        if isinstance(value, SecretStr) or (isinstance(value, BaseModel) and _secret_fields(value))
+    }

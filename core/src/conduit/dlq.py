@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 
 from conduit.errors import ConnectorError
 from conduit.files import fsync_path, remove_quietly, write_json_atomically
-from conduit.state import safe_name
+from conduit.state import file_name, safe_name
 
 DlqFormat = Literal["jsonl", "parquet"]
 DLQ_DIR = "dlq"
@@ -292,8 +292,25 @@ class DeadLetterQueue:
 
     def __init__(self, root: Path, flow: str, entity: str, fmt: DlqFormat = "jsonl") -> None:
         self.flow, self.entity, self.fmt = flow, entity, fmt
-        self.directory = root / safe_name(flow) / safe_name(entity)
+        self.directory = root / file_name(flow) / file_name(entity)
         self._known: set[str] | None = None
+        legacy = root / safe_name(flow) / safe_name(entity)
+        if legacy != self.directory and legacy.is_dir() and not self.directory.exists():
+            self._adopt(legacy)
+
+    def _adopt(self, legacy: Path) -> None:
+        """Move a queue kept under the lossy names of earlier versions (:func:`~conduit.state.safe_name`)
+        to this entity's one-to-one directory, when every row in it is this flow's and entity's (a
+        directory two names shared stays where it is, for ``dlq show`` of the entity it holds)."""
+        owners = {
+            (record.get("flow"), record.get("entity"))
+            for path in sorted(legacy.iterdir())
+            if _PART.match(path.name) and not path.name.endswith((PENDING, REMOVED))
+            for record in _read_part(path)
+        }
+        if owners <= {(self.flow, self.entity)}:
+            self.directory.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(legacy, self.directory)
 
     # -- committing with the data -----------------------------------------------------------------
 

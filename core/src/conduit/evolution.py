@@ -33,7 +33,7 @@ from conduit.schema import (
     evolved,
     schema_to_json,
 )
-from conduit.state import now, safe_name
+from conduit.state import file_name, now, safe_name
 
 if TYPE_CHECKING:
     from conduit.config.flow import EntityPlan
@@ -110,7 +110,15 @@ class SchemaPlan:
 
 
 def plan_path(state_dir: Path, flow: str, entity: str) -> Path:
-    return state_dir / SCHEMA_DIR / safe_name(flow) / f"{safe_name(entity)}.plan.json"
+    path = state_dir / SCHEMA_DIR / file_name(flow) / f"{file_name(entity)}.plan.json"
+    legacy = state_dir / SCHEMA_DIR / safe_name(flow) / f"{safe_name(entity)}.plan.json"
+    if legacy != path and not path.exists() and legacy.exists():
+        try:  # a plan waiting from before the one-to-one names, if it is this entity's
+            if json.loads(legacy.read_text(encoding="utf-8")).get("entity") == entity:
+                return legacy
+        except (OSError, ValueError, AttributeError):
+            pass
+    return path
 
 
 def plan_schema(
@@ -314,6 +322,7 @@ def approve(plan: EntityPlan, registry: Registry, state_dir: Path, run_id: str) 
 def _approve(
     plan: EntityPlan, destination: Destination, registry: Registry, state_dir: Path, run_id: str
 ) -> Approval:
+    from conduit.connectors import StateKey
     from conduit.state import normalized, store_for
 
     entity = plan.name
@@ -321,9 +330,10 @@ def _approve(
     waiting = read_plan(path)
     incoming = plan.discover()
     destination.check()
-    store = store_for(destination, f"entity {entity!r}", state_dir, plan.flow)
-    with store.lock(entity, run_id):
-        state = normalized(entity, store.read(entity))
+    key = StateKey(plan.flow, entity)
+    store = store_for(destination, key, state_dir)
+    with store.lock(run_id):
+        state = normalized(entity, store.read())
         record = SchemaRecord.from_state(state)
         stale = f"the plan in {path} is stale"
         if record.version != waiting.get("from_version"):
@@ -355,10 +365,10 @@ def _approve(
         )
         new_state["updated_at"] = now()
         if destination.capabilities.stores_state:
-            destination.apply_schema_changes(entity, ddl, new_state)
+            destination.apply_schema_changes(key, ddl, new_state)
         else:
             if ddl:
                 raise SchemaError(f"entity {entity!r}: destination cannot run the plan's statements")
-            store.write(entity, new_state)
+            store.write(new_state)
     path.unlink(missing_ok=True)
     return Approval(entity, record.version - 1, record.version, [c.to_json() for c in diff.changes], ddl)

@@ -205,3 +205,20 @@ def write_json_atomically(path: str, payload: object) -> None:
         remove_quietly(temp)
         raise
     fsync_path(str(Path(path).parent))
+
+
+def move_into_place(source: str, target: str) -> None:
+    """Rename ``source`` to ``target`` without ever replacing a file already there (a rename would
+    silently overwrite it): a hard link, which fails if ``target`` exists, then the source unlinked.
+    On a file system without hard links, a check then a rename. Raises :class:`ConnectorError` when
+    ``target`` exists."""
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        raise ConnectorError(f"refusing to overwrite {target}, which another load wrote") from None
+    except OSError:
+        if os.path.lexists(target):
+            raise ConnectorError(f"refusing to overwrite {target}, which another load wrote") from None
+        os.replace(source, target)
+        return
+    os.unlink(source)

@@ -154,6 +154,12 @@ class Rejections:
             self.dlq.promote(self.run_id, seq)
         self.part = None
 
+    def left_pending(self) -> None:
+        """The commit failed in a way that may have come after it landed (a connection lost before
+        its acknowledgement): the sealed pending part stays for the next run to settle from the
+        committed state, promoted if the commit landed and deleted if not."""
+        self.part = None
+
     def aborted(self, seq: int) -> None:
         self._drain(raise_errors=False)
         if self.part is not None:

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from conduit.coerce import coerce_batch
 from conduit.config.flow import EntityPlan
-from conduit.connectors import Destination, WriteMode, WriteRequest
+from conduit.connectors import Destination, StateKey, WriteMode, WriteRequest
 from conduit.dlq import DeadLetterQueue, dlq_root
 from conduit.errors import ConduitError, ConfigError, DataError
 from conduit.evolution import SchemaPlan
@@ -102,10 +102,10 @@ def _replay(
     destination.check()
     mode = _mode(plan, destination.capabilities.write_modes)
     entity.mode = mode
-    store = store_for(destination, where, state_dir, plan.flow)
-    entity.state_store = "destination" if store.with_data else store.where
-    with store.lock(plan.name, run_id):
-        state = normalized(plan.name, store.read(plan.name))
+    store = store_for(destination, StateKey(plan.flow, plan.name), state_dir)
+    entity.state_store = store.where
+    with store.lock(run_id):
+        state = normalized(plan.name, store.read())
         if state.get("in_progress"):
             raise ConduitError(
                 f"{where}: run {state['in_progress'].get('run_id')} was interrupted; finish it with "
@@ -176,7 +176,8 @@ def _replay(
                 reasons[f"schema:{failure.reason}"] = reasons.get(f"schema:{failure.reason}", 0) + 1
         if not batch.num_rows:
             return
-        session = destination.open(WriteRequest(plan.name, target, mode, run_id, 0))
+        session = destination.open(WriteRequest(plan.name, target, mode, run_id, 0, flow=plan.flow))
+        sent = False
         try:
             session.write(batch)
             dlq.stage_removal(run_id, 0, ids)
@@ -187,15 +188,17 @@ def _replay(
                 updated_at=now(),
                 rows_loaded_total=int(state.get("rows_loaded_total") or 0) + batch.num_rows,
             )
+            sent = True
             session.commit(new_state)
             session.committed = True
         except BaseException:
             session.abort()
-            dlq.discard(run_id, 0)
+            if not sent:  # a failed commit may have landed: the next run settles its removal list
+                dlq.discard(run_id, 0)
             raise
         dlq.promote(run_id, 0)
         if not store.with_data:
-            store.write(plan.name, new_state)
+            store.write(new_state)
         entity.rows_loaded = outcome.replayed = batch.num_rows
         entity.commits = 1
         entity.batches = 1

@@ -36,6 +36,7 @@ from conduit.connectors import (
     ReadRequest,
     Source,
     SourceBatch,
+    StateKey,
     WriteMode,
     WriteRequest,
 )
@@ -279,12 +280,11 @@ def _move(
         destination.check()
         schema = source.discover()
         _verify_check_columns(plan, schema)
-        label = f"entity {plan.name!r}"
         root = options.state_dir or Path(DEFAULT_STATE_DIR)
-        store = store_for(destination, label, root, plan.flow)
-        result.state_store = "destination" if store.with_data else store.where
-        with store.lock(plan.name, run_id):
-            state = normalized(plan.name, store.read(plan.name))
+        store = store_for(destination, StateKey(plan.flow, plan.name), root)
+        result.state_store = store.where
+        with store.lock(run_id):
+            state = normalized(plan.name, store.read())
             dlq = DeadLetterQueue(
                 dlq_root(root, plan.rows.dlq_path), plan.flow, plan.name, plan.rows.dlq_format
             )
@@ -350,6 +350,8 @@ class _Load:
         self.source, self.destination, self.store, self.schema = source, destination, store, schema
         self.where = f"entity {plan.name!r}"
         self.prior = state
+        self.commit_outcome_unknown = False
+        """Set while ``session.commit`` runs: a failure there may come after the commit landed."""
         self.mode: WriteMode = plan.mode
         in_progress = state.get("in_progress")
         if options.full_refresh:
@@ -528,7 +530,17 @@ class _Load:
             self._commit(session, self._final_state())
         except BaseException:
             session.abort()
-            self.rejections.aborted(self.seq)
+            if self.commit_outcome_unknown:
+                # The commit may have landed (its acknowledgement lost): the pending dead-letter part
+                # stays, and the next run settles it from the committed state (DeadLetterQueue.recover).
+                self.rejections.left_pending()
+                result.warnings.append(
+                    f"commit {self.seq} failed after it was sent; if it landed (the connection lost before "
+                    "its acknowledgement) the next run finds it in the committed state, keeps its rejected "
+                    "rows and goes on from there"
+                )
+            else:
+                self.rejections.aborted(self.seq)
             # What the entity reports is what it committed: rows of the aborted session were neither
             # loaded nor rejected, and are read again by the next (resumed) run.
             result.rows_loaded, result.rows_rejected = self.committed_rows
@@ -539,7 +551,9 @@ class _Load:
         result.warnings.extend(_check_warnings(result))
 
     def _open(self) -> LoadSession:
-        request = WriteRequest(self.plan.name, self.target_schema, self.mode, self.run_id, self.seq)
+        request = WriteRequest(
+            self.plan.name, self.target_schema, self.mode, self.run_id, self.seq, flow=self.plan.flow
+        )
         session = self.destination.open(request)
         if self.seq == self.first_seq and self.evolution.ddl:
             try:
@@ -553,7 +567,9 @@ class _Load:
     def _commit(self, session: LoadSession, state: dict[str, Any]) -> None:
         """Dead-letter part durable, then the destination's commit, then the part promoted."""
         self.rejections.seal()
+        self.commit_outcome_unknown = True
         session.commit(state)
+        self.commit_outcome_unknown = False
         session.committed = True
         self.rejections.committed(self.seq)
         self._after_commit(state)
@@ -692,7 +708,7 @@ class _Load:
         self.committed_rows = (self.result.rows_loaded, self.rejections.rows)
         self.committed_reasons = dict(self.rejections.reasons)
         if not self.store.with_data:
-            self.store.write(self.plan.name, state)
+            self.store.write(state)
 
 
 def _where_stopped(progress: Mapping[str, Any]) -> str:

@@ -7,6 +7,9 @@ directory's commit record) it is committed in the same transaction or commit rec
 describes, so a crash at any instant leaves data and state agreeing. Otherwise it lives in the local
 state directory (``.conduit/state/<flow>/<entity>.json``), written right after each commit.
 
+A state belongs to what it describes: the destination's target together with the flow and the
+entity (:class:`~conduit.connectors.StateKey`), never to an entity name another flow may also use.
+
 Document (``version`` 1)::
 
     {"version": 1, "entity": "orders", "cursor": "updated_at",
@@ -20,6 +23,7 @@ Document (``version`` 1)::
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import re
@@ -29,8 +33,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
-from conduit.connectors import Destination
+from conduit.connectors import Destination, StateKey
 from conduit.errors import ConnectorError
 from conduit.files import remove_quietly, write_json_atomically
 from conduit.locks import lock_file
@@ -76,13 +81,41 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def safe_name(name: str) -> str:
-    """A file-name-safe form of a flow or entity name."""
+    """The file name earlier versions gave a flow or entity: lossy (``sales eu`` and ``sales_eu``
+    both ``sales_eu``), so only read to find state written by them; see :func:`file_name`."""
     cleaned = _UNSAFE.sub("_", name).strip("._") or "_"
     return cleaned[:120]
 
 
+_MAX_FILE_NAME = 160
+
+
+def file_name(name: str) -> str:
+    """A flow or entity name as one path component, one-to-one: distinct names never share a file.
+
+    Letters, digits, ``_``, ``-`` and inner ``.`` stay as they are (so ``orders`` is ``orders``);
+    every other character, and a leading ``.``, is percent-encoded (``sales eu`` is ``sales%20eu``,
+    ``a/b`` is ``a%2Fb``, ``%`` itself ``%25``). A name longer than 160 characters once encoded is
+    cut and ends with a hash of the whole name."""
+    encoded = quote(name, safe="")
+    if encoded.startswith("."):
+        encoded = "%2E" + encoded[1:]
+    encoded = encoded or "%"  # the empty name (never a valid entity): "%" alone is no other encoding
+    if len(encoded) > _MAX_FILE_NAME:
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        encoded = f"{encoded[: _MAX_FILE_NAME - 17].rstrip('%')}~{digest}"
+    return encoded
+
+
+def key_tag(key: StateKey) -> str:
+    """A short fixed-length tag of ``key`` (12 hex digits) for names that must stay short and unique
+    per flow and entity, such as Parquet part files."""
+    text = json.dumps([key.flow, key.entity])
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
 class StateStore(Protocol):
-    """Where an entity's state is read and written, and its run lock taken."""
+    """Where one entity's state is read and written, and its run lock taken."""
 
     @property
     def where(self) -> str: ...
@@ -92,11 +125,11 @@ class StateStore(Protocol):
         """``True``: the destination commits the state with the data (``commit(state)``)."""
         ...
 
-    def read(self, entity: str) -> dict[str, Any] | None: ...
+    def read(self) -> dict[str, Any] | None: ...
 
-    def write(self, entity: str, state: Mapping[str, Any] | None) -> None: ...
+    def write(self, state: Mapping[str, Any] | None) -> None: ...
 
-    def lock(self, entity: str, run_id: str) -> AbstractContextManager[None]: ...
+    def lock(self, run_id: str) -> AbstractContextManager[None]: ...
 
 
 @dataclass
@@ -104,67 +137,92 @@ class DestinationStateStore:
     """State held by the destination itself, committed with the data."""
 
     destination: Destination
-    where: str
+    key: StateKey
+    where: str = "destination"
     with_data: bool = True
 
-    def read(self, entity: str) -> dict[str, Any] | None:
-        return self.destination.read_state(entity)
+    def read(self) -> dict[str, Any] | None:
+        return self.destination.read_state(self.key)
 
-    def write(self, entity: str, state: Mapping[str, Any] | None) -> None:
-        self.destination.write_state(entity, state)
+    def write(self, state: Mapping[str, Any] | None) -> None:
+        self.destination.write_state(self.key, state)
 
-    def lock(self, entity: str, run_id: str) -> AbstractContextManager[None]:
-        return self.destination.lock(entity)
+    def lock(self, run_id: str) -> AbstractContextManager[None]:
+        return self.destination.lock(self.key)
 
 
 @dataclass
 class LocalStateStore:
-    """State in the local state directory, for destinations that cannot hold it."""
+    """State in the local state directory, for destinations that cannot hold it:
+    ``<root>/state/<flow>/<entity>.json`` (names through :func:`file_name`), recording the target it
+    describes (:meth:`Destination.target_id`). A document written for another target is not this
+    target's state: the entity then loads as for the first time (and its next commit replaces it)."""
 
     root: Path
-    flow: str
+    key: StateKey
+    target: str
     with_data: bool = False
 
     @property
     def where(self) -> str:
-        return str(self.root / "state" / safe_name(self.flow))
+        return str(self.path.parent)
 
-    def path(self, entity: str) -> Path:
-        return self.root / "state" / safe_name(self.flow) / f"{safe_name(entity)}.json"
+    @property
+    def path(self) -> Path:
+        return self.root / "state" / file_name(self.key.flow) / f"{file_name(self.key.entity)}.json"
 
-    def read(self, entity: str) -> dict[str, Any] | None:
-        path = self.path(entity)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+    @property
+    def _legacy_path(self) -> Path:
+        """Where versions before the one-to-one names kept it (see :func:`safe_name`)."""
+        return self.root / "state" / safe_name(self.key.flow) / f"{safe_name(self.key.entity)}.json"
+
+    def read(self) -> dict[str, Any] | None:
+        data = _read_json(self.path)
+        if data is None and self._legacy_path != self.path:
+            legacy = _read_json(self._legacy_path)
+            # a lossy old name may be another entity's file: only the one written for this entity counts
+            data = legacy if legacy is not None and legacy.get("entity") == self.key.entity else None
+        if data is None:
             return None
-        except OSError as exc:
-            raise ConnectorError(f"cannot read the state file {path}: {exc.strerror}") from None
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise ConnectorError(
-                f"the state file {path} is not valid JSON ({exc}); fix or remove it"
-            ) from None
-        return data if isinstance(data, dict) else None
+        stored_target = data.get("target")
+        if stored_target is not None and stored_target != self.target:
+            return None
+        return data
 
-    def write(self, entity: str, state: Mapping[str, Any] | None) -> None:
-        path = self.path(entity)
+    def write(self, state: Mapping[str, Any] | None) -> None:
         if state is None:
-            remove_quietly(str(path))
+            remove_quietly(str(self.path))
         else:
-            write_json_atomically(str(path), dict(state))
+            write_json_atomically(str(self.path), {**dict(state), "target": self.target})
+        if self._legacy_path != self.path:
+            legacy = _read_json(self._legacy_path)
+            if legacy is not None and legacy.get("entity") == self.key.entity:
+                remove_quietly(str(self._legacy_path))
 
-    def lock(self, entity: str, run_id: str) -> AbstractContextManager[None]:
-        path = self.root / "locks" / safe_name(self.flow) / f"{safe_name(entity)}.lock"
-        return lock_file(path, f"entity {entity!r}", run_id)
+    def lock(self, run_id: str) -> AbstractContextManager[None]:
+        path = self.root / "locks" / file_name(self.key.flow) / f"{file_name(self.key.entity)}.lock"
+        return lock_file(path, str(self.key), run_id)
 
 
-def store_for(destination: Destination, label: str, root: Path, flow: str) -> StateStore:
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConnectorError(f"cannot read the state file {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConnectorError(f"the state file {path} is not valid JSON ({exc}); fix or remove it") from None
+    return data if isinstance(data, dict) else None
+
+
+def store_for(destination: Destination, key: StateKey, root: Path) -> StateStore:
     """The destination when it stores state, else the local state directory."""
     if destination.capabilities.stores_state:
-        return DestinationStateStore(destination, label)
-    return LocalStateStore(root, flow)
+        return DestinationStateStore(destination, key)
+    return LocalStateStore(root, key, destination.target_id())
 
 
 def now() -> str:

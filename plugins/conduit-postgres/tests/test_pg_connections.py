@@ -11,11 +11,16 @@ import pyarrow as pa
 import pytest
 from pg_helpers import DSN, Scratch, scratch_schema, write
 
-from conduit.connectors import WriteRequest
+from conduit.connectors import StateKey, WriteRequest
 from conduit.errors import ConnectorError
 from conduit_postgres import connection as pg_connection
 from conduit_postgres.connection import ConnectionCache
 from conduit_postgres.options import PostgresDestinationOptions
+
+
+def key(entity: str) -> StateKey:
+    """The state key of ``entity`` in a flow with no name (as the helpers' ``write`` commits it)."""
+    return StateKey("", entity)
 
 
 @pytest.fixture
@@ -49,11 +54,11 @@ def test_preflight_state_and_checkpoint_sessions_share_one_connection(
     destination = pg.destination("people")
     destination.check()
     assert destination.current_schema() is None
-    assert destination.read_state("t") is None
+    assert destination.read_state(key("t")) is None
     for commit in range(3):  # a run with three checkpoint commits
         write(destination, table([commit * 10 + i for i in range(5)]), state={"commit": commit})
-    assert destination.read_state("t") == {"commit": 2}
-    destination.write_state("t", {"commit": "set"})
+    assert destination.read_state(key("t")) == {"commit": 2}
+    destination.write_state(key("t"), {"commit": "set"})
     assert destination.current_schema() is not None
     assert len(opened) == 1
     assert pg.count("people") == 15
@@ -67,7 +72,7 @@ def test_the_lock_keeps_a_connection_of_its_own(
 ) -> None:
     destination = pg.destination("people")
     destination.check()
-    with destination.lock("t"):
+    with destination.lock(key("t")):
         write(destination, table([1, 2]))
         assert len(opened) == 2
     assert opened[1].closed and not opened[0].closed

@@ -13,7 +13,7 @@ import pytest
 from pg_helpers import DSN, Scratch, read, scratch_schema
 from psycopg2 import sql
 
-from conduit.connectors import WriteMode, WriteRequest
+from conduit.connectors import StateKey, WriteMode, WriteRequest
 from conduit.errors import ConnectorError
 from conduit.schema import ColumnChange, diff_schemas, evolved
 from conduit_postgres import PostgresDestination
@@ -21,6 +21,8 @@ from conduit_postgres.evolution import column_holds, text_widening
 from conduit_postgres.types import MAX_LENGTH, PgType, field_max_length
 
 PASSWORD = "s3cr3t-pw"  # trust auth ignores it; it must never show in a message
+
+KEY = StateKey("", "t")
 
 
 @pytest.fixture
@@ -119,7 +121,7 @@ def test_added_columns_get_the_created_tables_types_and_every_name_is_quoted(pg:
         f'ALTER TABLE {t} ADD COLUMN "Mixed" smallint',
     ]
     assert destination.plan_schema_changes(target, changes) == planned  # the same text every time
-    destination.apply_schema_changes("t", planned, {"v": 2})
+    destination.apply_schema_changes(KEY, planned, {"v": 2})
     assert destination.current_schema() == destination.stored_schema(target)
     assert destination.plan_schema_changes(target, changes) == []  # made: nothing left to do
 
@@ -166,7 +168,7 @@ def test_widenings_alter_the_type_with_a_cast_and_keep_the_values(pg: Scratch) -
         f'ALTER TABLE {m} ALTER COLUMN "e" TYPE double precision USING "e"::double precision',
         f'ALTER TABLE {m} ALTER COLUMN "f" TYPE timestamp with time zone USING "f" AT TIME ZONE \'UTC\'',
     ]
-    destination.apply_schema_changes("t", planned, {"schema": "v2"})
+    destination.apply_schema_changes(KEY, planned, {"schema": "v2"})
     assert destination.current_schema() == pa.schema(
         [
             ("a", pa.int64()),
@@ -374,7 +376,7 @@ def test_an_aborted_load_rolls_back_the_changes_with_the_data(
     pg: Scratch, mode: WriteMode, written: bool
 ) -> None:
     destination = people_table(pg)
-    destination.write_state("t", {"before": True})
+    destination.write_state(KEY, {"before": True})
     before = columns(pg, "people")
     target, planned = evolve_people(destination)
     with pytest.raises(RuntimeError):
@@ -441,27 +443,27 @@ def test_an_empty_load_still_applies_and_commits_the_changes(pg: Scratch) -> Non
 
 def test_applying_outside_a_load_commits_the_ddl_with_the_state(pg: Scratch) -> None:
     destination = people_table(pg)
-    destination.write_state("t", {"schema": 1})
+    destination.write_state(KEY, {"schema": 1})
     _, planned = evolve_people(destination)
-    destination.apply_schema_changes("t", planned, {"schema": 2})
-    assert destination.read_state("t") == {"schema": 2}
+    destination.apply_schema_changes(KEY, planned, {"schema": 2})
+    assert destination.read_state(KEY) == {"schema": 2}
     assert destination.current_schema() == EVOLVED
     assert pg.rows("people") == [(1, 10, "a", None), (2, 20, "b", None)]
-    destination.apply_schema_changes("t", [], None)  # no statements: the state alone (None deletes)
-    assert destination.read_state("t") is None
+    destination.apply_schema_changes(KEY, [], None)  # no statements: the state alone (None deletes)
+    assert destination.read_state(KEY) is None
 
 
 def test_a_failing_statement_outside_a_load_leaves_ddl_and_state_as_they_were(pg: Scratch) -> None:
     destination = people_table(pg)
-    destination.write_state("t", {"schema": 1})
+    destination.write_state(KEY, {"schema": 1})
     pg.execute(f"CREATE VIEW {pg.schema}.amounts AS SELECT amount FROM {pg.schema}.people")
     before = columns(pg, "people")
     _, planned = evolve_people(destination)
     with pytest.raises(ConnectorError) as caught:
-        destination.apply_schema_changes("t", list(reversed(planned)), {"schema": 2})
+        destination.apply_schema_changes(KEY, list(reversed(planned)), {"schema": 2})
     message = str(caught.value)
     assert planned[0] in message and "\n" not in message and PASSWORD not in message
-    assert destination.read_state("t") == {"schema": 1}
+    assert destination.read_state(KEY) == {"schema": 1}
     assert columns(pg, "people") == before
 
 
@@ -470,7 +472,7 @@ def test_applying_outside_a_load_with_a_bad_state_runs_no_statement(pg: Scratch)
     before = columns(pg, "people")
     _, planned = evolve_people(destination)
     with pytest.raises(ConnectorError, match="cannot store the state"):
-        destination.apply_schema_changes("t", planned, {"x": float("nan")})
+        destination.apply_schema_changes(KEY, planned, {"x": float("nan")})
     assert columns(pg, "people") == before
 
 

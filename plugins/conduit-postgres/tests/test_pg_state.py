@@ -9,22 +9,29 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import psycopg2
 import pyarrow as pa
 import pytest
 from pg_helpers import DSN, Scratch, scratch_schema, write
 from psycopg2 import sql
 
-from conduit.connectors import CursorFilter, ReadRequest, WriteRequest
+from conduit.connectors import CursorFilter, ReadRequest, StateKey, WriteRequest
 from conduit.errors import ConnectorError
 from conduit_postgres import PostgresDestination, PostgresSource
 from conduit_postgres.options import PostgresDestinationOptions
 
 UTC = dt.UTC
+
+
+def key(entity: str) -> StateKey:
+    """The state key of ``entity`` in a flow with no name (as the helpers' ``write`` commits it)."""
+    return StateKey("", entity)
 
 
 @pytest.fixture
@@ -49,16 +56,16 @@ def test_capabilities() -> None:
 
 def test_read_state_is_none_without_a_state_table_or_row(pg: Scratch) -> None:
     destination = pg.destination("orders")
-    assert destination.read_state("orders") is None
+    assert destination.read_state(key("orders")) is None
     assert "_conduit_state" not in pg.tables()  # reading creates nothing
     write(destination, pa.table({"id": [1]}), entity="other", state={"rows": 1})
-    assert destination.read_state("orders") is None
-    assert destination.read_state("other") == {"rows": 1}
+    assert destination.read_state(key("orders")) is None
+    assert destination.read_state(key("other")) == {"rows": 1}
 
 
 def test_read_state_is_none_when_the_schema_is_missing(pg: Scratch) -> None:
     destination = destination_in(pg.schema + "_missing", "orders")
-    assert destination.read_state("orders") is None
+    assert destination.read_state(key("orders")) is None
 
 
 STATE: dict[str, Any] = {
@@ -79,7 +86,7 @@ STATE: dict[str, Any] = {
 def test_commit_stores_the_state_read_state_returns_it_exactly(pg: Scratch) -> None:
     destination = pg.destination("orders")
     write(destination, pa.table({"id": [1, 2]}), entity="orders", state=STATE)
-    stored = destination.read_state("orders")
+    stored = destination.read_state(key("orders"))
     assert stored == STATE
     assert stored is not None
     assert [type(x) for x in stored["floats"]] == [float] * len(STATE["floats"])
@@ -87,14 +94,14 @@ def test_commit_stores_the_state_read_state_returns_it_exactly(pg: Scratch) -> N
     # the row is the one commit wrote, in the same transaction as the data
     assert pg.query(f"SELECT run_id FROM {pg.schema}._conduit_state WHERE entity = 'orders'") == [("run",)]
     write(destination, pa.table({"id": [3]}), entity="orders", state={"rows": 1}, run_id="run2")
-    assert destination.read_state("orders") == {"rows": 1}
+    assert destination.read_state(key("orders")) == {"rows": 1}
 
 
 def test_commit_writes_values_without_a_json_form_as_text(pg: Scratch) -> None:
     destination = pg.destination("orders")
     state = {"day": dt.date(2024, 1, 2), "amount": Decimal("1.50"), ("tuple",): (1, 2), 3: "int key"}
     write(destination, pa.table({"id": [1]}), entity="orders", state=state)
-    assert destination.read_state("orders") == {
+    assert destination.read_state(key("orders")) == {
         "day": "2024-01-02",
         "amount": "1.50",
         "('tuple',)": [1, 2],
@@ -109,24 +116,24 @@ def test_a_state_jsonb_cannot_hold_fails_the_commit_and_nothing_is_loaded(pg: Sc
             write(destination, pa.table({"id": [1]}), entity="orders", state=bad)
     assert pg.tables() == []  # the created table was rolled back with the load
     with pytest.raises(ConnectorError, match="cannot store the state"):
-        destination.write_state("orders", {"x": float("-inf")})
-    assert destination.read_state("orders") is None
+        destination.write_state(key("orders"), {"x": float("-inf")})
+    assert destination.read_state(key("orders")) is None
 
 
 def test_write_state_sets_replaces_and_deletes(pg: Scratch) -> None:
     destination = pg.destination("orders")
-    destination.write_state("orders", None)  # nothing to delete: no table, no error
+    destination.write_state(key("orders"), None)  # nothing to delete: no table, no error
     assert "_conduit_state" not in pg.tables()
-    destination.write_state("orders", {"cursor": 5, "f": 1e20})
+    destination.write_state(key("orders"), {"cursor": 5, "f": 1e20})
     assert "orders" not in pg.tables()  # only the state table is created
-    assert destination.read_state("orders") == {"cursor": 5, "f": 1e20}
-    destination.write_state("orders", STATE)
-    assert destination.read_state("orders") == STATE
-    destination.write_state("other", {"cursor": 1})
-    destination.write_state("orders", None)
-    assert destination.read_state("orders") is None
-    assert destination.read_state("other") == {"cursor": 1}
-    destination.write_state("orders", None)  # already gone
+    assert destination.read_state(key("orders")) == {"cursor": 5, "f": 1e20}
+    destination.write_state(key("orders"), STATE)
+    assert destination.read_state(key("orders")) == STATE
+    destination.write_state(key("other"), {"cursor": 1})
+    destination.write_state(key("orders"), None)
+    assert destination.read_state(key("orders")) is None
+    assert destination.read_state(key("other")) == {"cursor": 1}
+    destination.write_state(key("orders"), None)  # already gone
     rows = pg.query(f"SELECT entity, run_id FROM {pg.schema}._conduit_state")
     assert rows == [("other", None)]
 
@@ -135,11 +142,11 @@ def test_write_state_creates_the_schema(pg: Scratch) -> None:
     schema = pg.schema + "_new"
     try:
         destination = destination_in(schema, "orders")
-        destination.write_state("orders", {"rows": 3})
-        assert destination.read_state("orders") == {"rows": 3}
+        destination.write_state(key("orders"), {"rows": 3})
+        assert destination.read_state(key("orders")) == {"rows": 3}
         refused = destination_in(schema + "_none", "orders", create_table=False)
         with pytest.raises(ConnectorError, match="does not exist"):
-            refused.write_state("orders", {"rows": 3})
+            refused.write_state(key("orders"), {"rows": 3})
     finally:
         pg.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
@@ -147,11 +154,11 @@ def test_write_state_creates_the_schema(pg: Scratch) -> None:
 def test_state_is_per_schema(pg: Scratch) -> None:
     schema = pg.schema + "_b"
     try:
-        pg.destination("orders").write_state("orders", {"where": "a"})
+        pg.destination("orders").write_state(key("orders"), {"where": "a"})
         other = destination_in(schema, "orders")
-        assert other.read_state("orders") is None
-        other.write_state("orders", {"where": "b"})
-        assert pg.destination("orders").read_state("orders") == {"where": "a"}
+        assert other.read_state(key("orders")) is None
+        other.write_state(key("orders"), {"where": "b"})
+        assert pg.destination("orders").read_state(key("orders")) == {"where": "a"}
     finally:
         pg.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
@@ -162,7 +169,7 @@ def test_an_aborted_load_keeps_the_previous_state(pg: Scratch) -> None:
     data = pa.table({"id": [2]})
     with destination.open(WriteRequest("orders", data.schema, "append", "run2")) as session:
         session.write(data.to_batches()[0])
-    assert destination.read_state("orders") == {"cursor": 1}
+    assert destination.read_state(key("orders")) == {"cursor": 1}
     assert pg.count("orders") == 1
 
 
@@ -175,17 +182,17 @@ def lock_holders(pg: Scratch, entity: str) -> list[tuple[Any, ...]]:
         "SELECT a.pid, a.state FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
         "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
         "AND l.classid = hashtext('conduit')::oid AND l.objid = hashtext(%s)::oid",
-        (f"{pg.schema}.{entity}",),
+        ("\x1f".join((pg.schema, "orders", "", entity)),),
     )
 
 
 def test_a_second_lock_fails_at_once_naming_the_holder(pg: Scratch) -> None:
     first = pg.destination("orders")
     second = pg.destination("orders", password="s3cr3t-pw")  # trust auth: ignored, but never shown
-    with first.lock("orders"):
+    with first.lock(key("orders")):
         started = time.monotonic()
         with pytest.raises(ConnectorError) as caught:
-            with second.lock("orders"):
+            with second.lock(key("orders")):
                 pytest.fail("the lock was taken twice")
         assert time.monotonic() - started < 2
         message = str(caught.value)
@@ -195,30 +202,30 @@ def test_a_second_lock_fails_at_once_naming_the_holder(pg: Scratch) -> None:
         assert f"held by PostgreSQL backend pid {pid} (user " in message
         assert "connected since" in message
         assert "s3cr3t-pw" not in message
-        with second.lock("customers"):  # another entity is not blocked
+        with second.lock(key("customers")):  # another entity is not blocked
             pass
         other_schema = destination_in(pg.schema + "_elsewhere", "orders")
-        with other_schema.lock("orders"):  # nor the same entity in another schema
+        with other_schema.lock(key("orders")):  # nor the same entity in another schema
             pass
-    with second.lock("orders"):  # released on exit
+    with second.lock(key("orders")):  # released on exit
         with pytest.raises(ConnectorError, match="another run"):
-            with first.lock("orders"):
+            with first.lock(key("orders")):
                 pass
-    with first.lock("orders"):
+    with first.lock(key("orders")):
         pass
 
 
 def test_the_lock_is_released_when_the_block_raises(pg: Scratch) -> None:
     destination = pg.destination("orders")
     with pytest.raises(RuntimeError):
-        with destination.lock("orders"):
+        with destination.lock(key("orders")):
             raise RuntimeError("boom")
-    with destination.lock("orders"):
+    with destination.lock(key("orders")):
         pass
 
 
 def test_the_lock_holds_no_transaction_open(pg: Scratch) -> None:
-    with pg.destination("orders").lock("orders"):
+    with pg.destination("orders").lock(key("orders")):
         [(_, state)] = lock_holders(pg, "orders")
         assert state == "idle"
     assert lock_holders(pg, "orders") == []
@@ -227,11 +234,12 @@ def test_the_lock_holds_no_transaction_open(pg: Scratch) -> None:
 HOLD_LOCK = textwrap.dedent(
     """
     import sys, time
+    from conduit.connectors import StateKey
     from conduit_postgres import PostgresDestination
     from conduit_postgres.options import PostgresDestinationOptions
 
     options = PostgresDestinationOptions.model_validate({"dsn": sys.argv[1], "table": sys.argv[2]})
-    with PostgresDestination(options).lock("orders"):
+    with PostgresDestination(options).lock(StateKey("", "orders")):
         print("locked", flush=True)
         time.sleep(120)
     """
@@ -251,14 +259,14 @@ def test_the_lock_is_released_when_the_holder_is_killed(pg: Scratch) -> None:
         line = holder.stdout.readline()
         assert line.strip() == "locked", holder.stderr.read() if holder.stderr else ""
         with pytest.raises(ConnectorError, match=r"another run \(held by PostgreSQL backend pid \d+"):
-            with destination.lock("orders"):
+            with destination.lock(key("orders")):
                 pass
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait(timeout=10)
         deadline = time.monotonic() + 15
         while True:  # the server notices the closed connection within moments
             try:
-                with destination.lock("orders"):
+                with destination.lock(key("orders")):
                     break
             except ConnectorError:
                 if time.monotonic() > deadline:
@@ -419,3 +427,82 @@ def test_pushdown_cursor_must_be_a_read_column(events: Scratch) -> None:
         pushed(source, CursorFilter("at", None))
     with pytest.raises(ConnectorError, match="cannot use the cursor value"):
         pushed(events.source(table="events"), CursorFilter("k", object()))
+
+
+# -- a lock the server took away --------------------------------------------------------------------
+
+
+def _terminate_and_take_over(pg: Scratch, pid: int) -> PostgresDestination:
+    """End the session holding the lock (as a pooler or a failover would), and return another run's
+    destination once it holds the lock."""
+    pg.query("SELECT pg_terminate_backend(%s)", (pid,))
+    return pg.destination("orders")
+
+
+def test_a_commit_after_the_lock_was_lost_is_rolled_back(pg: Scratch) -> None:
+    destination = pg.destination("orders")
+    data = pa.table({"id": [1, 2, 3]})
+    write(destination, data, entity="orders", state={"rows": 3})
+    with destination.lock(key("orders")):
+        [(pid, _)] = lock_holders(pg, "orders")
+        session = destination.open(WriteRequest("orders", data.schema, "append", "run2"))
+        session.write(data.to_batches()[0])
+        other = _terminate_and_take_over(pg, pid)
+        deadline = time.monotonic() + 15
+        while True:  # the server releases the ended session's lock within moments
+            try:
+                with other.lock(key("orders")):
+                    with pytest.raises(ConnectorError) as caught:
+                        session.commit({"rows": 6})
+                break
+            except ConnectorError as exc:
+                if "being loaded by another run" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+    message = str(caught.value)
+    assert "lock on the entity was lost" in message and f"backend pid {pid}" in message
+    assert "--resume" in message
+    # before: the commit landed while another run held the lock (duplicates)
+    assert pg.count("orders") == 3
+    assert destination.read_state(key("orders")) == {"rows": 3}
+
+
+def test_a_state_write_after_the_lock_was_lost_is_refused(pg: Scratch) -> None:
+    destination = pg.destination("orders")
+    destination.write_state(key("orders"), {"rows": 1})
+    with destination.lock(key("orders")):
+        [(pid, _)] = lock_holders(pg, "orders")
+        pg.query("SELECT pg_terminate_backend(%s)", (pid,))
+        deadline = time.monotonic() + 15
+        while lock_holders(pg, "orders") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with pytest.raises(ConnectorError, match="lock on the entity was lost"):
+            destination.write_state(key("orders"), None)
+    assert destination.read_state(key("orders")) == {"rows": 1}
+
+
+def test_taking_the_lock_waits_for_a_commit_still_under_way(pg: Scratch) -> None:
+    """A run that lost its lock may be inside its commit (past the check) when another run takes the
+    lock: the newcomer waits for that commit to end before it reads the state (the commit fence)."""
+    destination = pg.destination("orders")
+    fence_key = "\x1f".join((pg.schema, "orders", "", "orders"))
+    committing = psycopg2.connect(DSN)
+    entered = threading.Event()
+
+    def take() -> None:
+        with destination.lock(key("orders")):
+            entered.set()
+
+    try:
+        with committing.cursor() as cursor:  # a commit under way holds the fence for its transaction
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('conduit-commit'), hashtext(%s))", (fence_key,)
+            )
+        taker = threading.Thread(target=take)
+        taker.start()
+        assert not entered.wait(0.5), "the lock was taken while a commit was still under way"
+        committing.commit()
+        taker.join(timeout=15)
+        assert entered.is_set()
+    finally:
+        committing.close()

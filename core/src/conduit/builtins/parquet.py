@@ -50,6 +50,7 @@ from conduit.connectors import (
     Source,
     SourceBatch,
     SourceCapabilities,
+    StateKey,
     WriteRequest,
 )
 from conduit.errors import ConfigError, ConnectorError, DataError, DataLocation
@@ -59,13 +60,14 @@ from conduit.files import (
     ensure_parent,
     expand_paths,
     fsync_path,
+    move_into_place,
     remove_quietly,
     temp_path_for,
     write_json_atomically,
 )
 from conduit.locks import lock_file
 from conduit.schema import compare_types
-from conduit.state import safe_name
+from conduit.state import file_name, key_tag, safe_name
 from conduit.types import type_name
 
 SUFFIXES = (".parquet", ".parq", ".pq")
@@ -250,6 +252,9 @@ class ParquetDestination(Destination):
         newest = max(parts, key=lambda p: (p.stat().st_mtime_ns, p.name))
         return pq.read_schema(newest).remove_metadata()
 
+    def target_id(self) -> str:
+        return self.target
+
     def open(self, request: WriteRequest) -> LoadSession:
         if request.mode == "append" and not self.is_directory:
             raise ConfigError(
@@ -265,30 +270,31 @@ class ParquetDestination(Destination):
                 )
         ensure_parent(self.target)
         if self.is_directory:
-            _recover(self.target, request.entity)
+            _recover(self.target, request.key)
         return ParquetLoadSession(self.options, request, self.is_directory)
 
-    # -- state: a commit record per entity in <dir>/_conduit/, or the single file's footer ----------
+    # -- state: a commit record per flow and entity in <dir>/_conduit/, or the single file's footer --
 
-    def read_state(self, entity: str) -> dict[str, Any] | None:
+    def read_state(self, key: StateKey) -> dict[str, Any] | None:
         if self.is_directory:
-            state = _read_record(self.target, entity).get("state")
+            state = _read_record(self.target, key).get("state")
             return state if isinstance(state, dict) else None
         if not os.path.isfile(self.target):
             return None
         metadata = pq.read_metadata(self.target).metadata or {}
         stored = json.loads(metadata[STATE_KEY]) if STATE_KEY in metadata else {}
-        state = stored.get(entity) if isinstance(stored, dict) else None
+        state = _footer_state(stored, key) if isinstance(stored, dict) else None
         return state if isinstance(state, dict) else None
 
-    def write_state(self, entity: str, state: Mapping[str, Any] | None) -> None:
+    def write_state(self, key: StateKey, state: Mapping[str, Any] | None) -> None:
         if self.is_directory:
             if state is None:
-                remove_quietly(_record_path(self.target, entity))
+                remove_quietly(_record_path(self.target, key))
+                _forget_legacy_record(self.target, key)
             else:
-                record = _read_record(self.target, entity)
+                record = _read_record(self.target, key)
                 record.update(state=dict(state), pending=[])
-                write_json_atomically(_record_path(self.target, entity), record)
+                _write_record(self.target, key, record)
             return
         if not os.path.isfile(self.target):
             if state is None:
@@ -297,10 +303,11 @@ class ParquetDestination(Destination):
         table = pq.read_table(self.target)
         metadata = dict(pq.read_metadata(self.target).metadata or {})
         states = json.loads(metadata.get(STATE_KEY, b"{}"))
+        states.pop(key.entity, None)  # as versions before flow-and-entity keys stored it
         if state is None:
-            states.pop(entity, None)
+            states.pop(_footer_key(key), None)
         else:
-            states[entity] = dict(state)
+            states[_footer_key(key)] = dict(state)
         metadata[STATE_KEY] = json.dumps(states, default=str).encode()
         temp = temp_path_for(self.target, "state")
         try:
@@ -311,10 +318,10 @@ class ParquetDestination(Destination):
             remove_quietly(temp)
         fsync_path(str(Path(self.target).parent))
 
-    def lock(self, entity: str) -> AbstractContextManager[None]:
+    def lock(self, key: StateKey) -> AbstractContextManager[None]:
         path = Path(self.target)
-        lock = path.with_name(f".{path.name}.conduit-{safe_name(entity)}.lock")
-        return lock_file(lock, f"parquet destination {self.target}: entity {entity!r}")
+        lock = path.with_name(f".{path.name}.conduit-{key_tag(key)}.lock")
+        return lock_file(lock, f"parquet destination {self.target}: {key}")
 
 
 def _fixed_dictionary(setting: str | list[str]) -> bool | list[str] | None:
@@ -324,39 +331,84 @@ def _fixed_dictionary(setting: str | list[str]) -> bool | list[str] | None:
     return None if setting == "auto" else setting == "always"
 
 
-def _record_path(directory: str, entity: str) -> str:
-    return os.path.join(directory, STATE_DIR, f"{safe_name(entity)}.json")
+def _footer_key(key: StateKey) -> str:
+    return json.dumps([key.flow, key.entity], ensure_ascii=False)
 
 
-def _read_record(directory: str, entity: str) -> dict[str, Any]:
-    path = _record_path(directory, entity)
+def _footer_state(stored: dict[str, Any], key: StateKey) -> Any:
+    """``key``'s state in a file's footer; one stored by earlier versions under the entity's name
+    alone counts when it was written for this entity."""
+    state = stored.get(_footer_key(key))
+    if state is None:
+        legacy = stored.get(key.entity)
+        state = legacy if isinstance(legacy, dict) and legacy.get("entity") == key.entity else None
+    return state
+
+
+def _record_path(directory: str, key: StateKey) -> str:
+    return os.path.join(directory, STATE_DIR, file_name(key.flow), f"{file_name(key.entity)}.json")
+
+
+def _legacy_record_path(directory: str, key: StateKey) -> str:
+    """Where versions before flow-and-entity keys kept the record: ``_conduit/<entity>.json``."""
+    return os.path.join(directory, STATE_DIR, f"{safe_name(key.entity)}.json")
+
+
+def _load_record(path: str) -> dict[str, Any] | None:
     try:
         with open(path, encoding="utf-8") as handle:
             record = json.load(handle)
     except FileNotFoundError:
-        return {}
+        return None
     except (OSError, ValueError) as exc:
         raise ConnectorError(f"cannot read the commit record {path}: {exc}") from None
     return record if isinstance(record, dict) else {}
 
 
-def _staging_prefix(target: str, entity: str) -> str:
+def _legacy_record(directory: str, key: StateKey) -> dict[str, Any] | None:
+    """The record of an earlier version, when it was written for this entity. It names no flow: the
+    first flow to load the entity into this directory takes it over (and removes it at its commit)."""
+    record = _load_record(_legacy_record_path(directory, key))
+    state = record.get("state") if record is not None else None
+    if record is not None and isinstance(state, dict) and state.get("entity") == key.entity:
+        return record
+    return None
+
+
+def _read_record(directory: str, key: StateKey) -> dict[str, Any]:
+    record = _load_record(_record_path(directory, key))
+    if record is None:
+        record = _legacy_record(directory, key)
+    return record if record is not None else {}
+
+
+def _write_record(directory: str, key: StateKey, record: Mapping[str, Any]) -> None:
+    write_json_atomically(_record_path(directory, key), dict(record))
+    _forget_legacy_record(directory, key)
+
+
+def _forget_legacy_record(directory: str, key: StateKey) -> None:
+    if _legacy_record(directory, key) is not None:
+        remove_quietly(_legacy_record_path(directory, key))
+
+
+def _staging_prefix(target: str, key: StateKey) -> str:
     name = Path(target).name
-    return f".{name}.conduit-{safe_name(entity)}~"
+    return f".{name}.conduit-{key_tag(key)}~"
 
 
-def _recover(directory: str, entity: str) -> None:
+def _recover(directory: str, key: StateKey) -> None:
     """Undo what a killed commit left: parts renamed in before the record said they were committed
     (the record's ``pending`` list), and staging directories of this entity's earlier sessions."""
-    record = _read_record(directory, entity)
+    record = _read_record(directory, key)
     pending = record.get("pending") or []
     for name in pending:
         remove_quietly(os.path.join(directory, str(name)))
     if pending:
         record["pending"] = []
-        write_json_atomically(_record_path(directory, entity), record)
+        _write_record(directory, key, record)
     parent = Path(directory).parent
-    prefix = _staging_prefix(directory, entity)
+    prefix = _staging_prefix(directory, key)
     if parent.is_dir():
         for leftover in parent.iterdir():
             if leftover.name.startswith(prefix):
@@ -369,8 +421,13 @@ class ParquetLoadSession(LoadSession):
         self.request = request
         self.directory = directory
         self.target = options.path.rstrip("/")
-        tag = f"{safe_name(request.entity)}~{request.run_id}~{request.commit_seq}"
-        self.staging = temp_path_for(self.target, tag)
+        self.staging = (
+            Path(self.target)
+            .with_name(
+                f"{_staging_prefix(self.target, request.key)}{request.run_id}~{request.commit_seq}.tmp"
+            )
+            .as_posix()
+        )
         self.parts: list[str] = []
         self.writer: pq.ParquetWriter | None = None
         self.rows_in_file = 0
@@ -383,7 +440,12 @@ class ParquetLoadSession(LoadSession):
 
     def _new_writer(self) -> pq.ParquetWriter:
         if self.directory:
-            name = f"part-{self.request.run_id}-{self.request.commit_seq:04d}-{len(self.parts):05d}.parquet"
+            # unique per run, flow and entity (two entities may append into one directory), commit, file
+            request = self.request
+            name = (
+                f"part-{request.run_id}-{key_tag(request.key)}-{request.commit_seq:04d}-"
+                f"{len(self.parts):05d}.parquet"
+            )
             path = os.path.join(self.staging, name)
         else:
             path = self.staging
@@ -438,7 +500,7 @@ class ParquetLoadSession(LoadSession):
             self.writer = self._new_writer()  # an empty input still leaves a file with the schema
         if self.writer is not None:
             if not self.directory:
-                payload = json.dumps({self.request.entity: dict(state)}, default=str)
+                payload = json.dumps({_footer_key(self.request.key): dict(state)}, default=str)
                 self.writer.add_key_value_metadata({STATE_KEY.decode(): payload})
             self.writer.close()
             self.writer = None
@@ -457,26 +519,24 @@ class ParquetLoadSession(LoadSession):
 
     def _append_parts(self, state: Mapping[str, Any]) -> None:
         os.makedirs(self.target, exist_ok=True)
-        record_path = _record_path(self.target, self.request.entity)
-        record = _read_record(self.target, self.request.entity)
+        key = self.request.key
+        record = _read_record(self.target, key)
         names = [os.path.basename(part) for part in self.parts]
         if names:
             record["pending"] = names
-            write_json_atomically(record_path, record)
+            _write_record(self.target, key, record)
             for part in self.parts:
-                os.replace(part, os.path.join(self.target, os.path.basename(part)))
+                move_into_place(part, os.path.join(self.target, os.path.basename(part)))
             fsync_path(self.target)
         record.update(state=dict(state), pending=[])
-        write_json_atomically(record_path, record)
+        _write_record(self.target, key, record)
         remove_quietly(self.staging)
 
     def _swap_directory(self, state: Mapping[str, Any]) -> None:
         records = os.path.join(self.target, STATE_DIR)
         if os.path.isdir(records):  # other entities' records stay with the directory
             shutil.copytree(records, os.path.join(self.staging, STATE_DIR), dirs_exist_ok=True)
-        write_json_atomically(
-            _record_path(self.staging, self.request.entity), {"state": dict(state), "pending": []}
-        )
+        _write_record(self.staging, self.request.key, {"state": dict(state), "pending": []})
         old = temp_path_for(self.target, self.request.run_id, ".old")
         if os.path.exists(self.target):
             if not os.path.isdir(self.target):

@@ -34,15 +34,15 @@ many checkpoints it commits; :meth:`PostgresDestination.close` closes it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import psycopg2
 import pyarrow as pa
 from psycopg2.extensions import cursor as Cursor
 
-from conduit.connectors import Destination, DestinationCapabilities, LoadSession, WriteRequest
+from conduit.connectors import Destination, DestinationCapabilities, LoadSession, StateKey, WriteRequest
 from conduit.errors import ConnectorError
 from conduit_postgres import catalog, evolution, statements, statestore
 from conduit_postgres.connection import ConnectionCache
@@ -73,6 +73,12 @@ class PostgresDestination(Destination):
     def __init__(self, options: PostgresDestinationOptions) -> None:
         super().__init__(options)
         self._connections = ConnectionCache(options)
+        self._held: dict[StateKey, statestore.HeldLock] = {}
+        """The entity locks this destination holds now: every commit of such an entity verifies it."""
+
+    def target_id(self) -> str:
+        """The schema-qualified table, as messages show it."""
+        return str(self.options.target)
 
     def close(self) -> None:
         """Close the connection kept between uses (the lock's and sessions' are their own)."""
@@ -109,7 +115,7 @@ class PostgresDestination(Destination):
         return pa.schema([pa.field(f.name, stored_type(f.type)) for f in incoming])
 
     def open(self, request: WriteRequest) -> LoadSession:
-        return PostgresLoadSession(self.options, request, self._connections)
+        return PostgresLoadSession(self.options, request, self._connections, self._held.get(request.key))
 
     # -- schema evolution -------------------------------------------------------------------------
 
@@ -136,7 +142,7 @@ class PostgresDestination(Destination):
             raise statement_error(exc, where) from None
 
     def apply_schema_changes(
-        self, entity: str, statements: Sequence[str], state: Mapping[str, Any] | None
+        self, key: StateKey, statements: Sequence[str], state: Mapping[str, Any] | None
     ) -> None:
         """Outside a load (``conduit schema approve``): run ``statements`` and upsert ``entity``'s
         ``_conduit_state`` row (``None``: delete it) in one transaction; any failure changes nothing.
@@ -144,30 +150,43 @@ class PostgresDestination(Destination):
         statestore.write_state(
             self.options,
             self._connections,
-            entity,
+            key,
             state,
             destination_label(self.options.target),
             ddl=statements,
+            held=self._held.get(key),
         )
 
     # -- state ------------------------------------------------------------------------------------
 
-    def read_state(self, entity: str) -> dict[str, Any] | None:
-        """The state last committed with ``entity``'s data (its ``_conduit_state`` row), or ``None``."""
+    def read_state(self, key: StateKey) -> dict[str, Any] | None:
+        """The state last committed with ``key``'s data (its ``_conduit_state`` row), or ``None``."""
         return statestore.read_state(
-            self.options, self._connections, entity, destination_label(self.options.target)
+            self.options, self._connections, key, destination_label(self.options.target)
         )
 
-    def write_state(self, entity: str, state: Mapping[str, Any] | None) -> None:
-        """Upsert (``None``: delete) ``entity``'s ``_conduit_state`` row in a transaction of its own."""
+    def write_state(self, key: StateKey, state: Mapping[str, Any] | None) -> None:
+        """Upsert (``None``: delete) ``key``'s ``_conduit_state`` row in a transaction of its own."""
         statestore.write_state(
-            self.options, self._connections, entity, state, destination_label(self.options.target)
+            self.options,
+            self._connections,
+            key,
+            state,
+            destination_label(self.options.target),
+            held=self._held.get(key),
         )
 
-    def lock(self, entity: str) -> AbstractContextManager[None]:
+    @contextmanager
+    def lock(self, key: StateKey) -> Iterator[None]:
         """A session advisory lock on a connection of its own, held for the block; raises
-        :class:`ConnectorError` at once, naming the holder, when another run has it."""
-        return statestore.entity_lock(self.options, entity, destination_label(self.options.target))
+        :class:`ConnectorError` at once, naming the holder, when another run has it. While it is
+        held, every commit of ``key`` through this destination checks that it still is."""
+        with statestore.entity_lock(self.options, key, destination_label(self.options.target)) as held:
+            self._held[key] = held
+            try:
+                yield
+            finally:
+                self._held.pop(key, None)
 
 
 def _existing_table(cursor: Cursor, target: TableName, where: str) -> catalog.Table | None:

@@ -89,9 +89,15 @@ class PostgresLoadSession(LoadSession):
     """One load: a transaction and a COPY streaming the batches; see the module docstring."""
 
     def __init__(
-        self, options: PostgresDestinationOptions, request: WriteRequest, connections: ConnectionCache
+        self,
+        options: PostgresDestinationOptions,
+        request: WriteRequest,
+        connections: ConnectionCache,
+        held: statestore.HeldLock | None = None,
     ) -> None:
         self.options = options
+        self.held = held
+        """The entity's lock, when the run holds it: the commit verifies it is still held."""
         self.request = request
         self.target = options.target
         self.where = destination_label(self.target)
@@ -299,12 +305,9 @@ class PostgresLoadSession(LoadSession):
                     self._swap(cursor, self._staging)
                 if self._merge_stage is not None:
                     self._apply_merge(cursor, self._merge_stage)
-                if catalog.find_relation(cursor, self.target.sibling(statements.STATE_TABLE)) is None:
-                    cursor.execute(statements.create_state_table(self.target.schema))
-                cursor.execute(
-                    statements.upsert_state(self.target.schema),
-                    (self.request.entity, payload, self.request.run_id),
-                )
+                if self.held is not None:
+                    self.held.verify(cursor, self.where)
+                statestore.upsert_state(cursor, self.options, self.request.key, payload, self.request.run_id)
             self.connection.commit()
         except psycopg2.Error as exc:
             self._discard()

@@ -148,29 +148,86 @@ def create_schema(schema: str) -> sql.Composed:
 
 
 def create_state_table(schema: str) -> sql.Composed:
+    """One row per target, flow and entity (see :mod:`conduit_postgres.statestore`)."""
     return sql.SQL(
-        "CREATE TABLE IF NOT EXISTS {} (entity text PRIMARY KEY, state jsonb NOT NULL, run_id text, "
-        "updated_at timestamptz NOT NULL DEFAULT now())"
+        "CREATE TABLE IF NOT EXISTS {} (target text NOT NULL, flow text NOT NULL, entity text NOT NULL, "
+        "state jsonb NOT NULL, run_id text, updated_at timestamptz NOT NULL DEFAULT now(), "
+        "PRIMARY KEY (target, flow, entity))"
     ).format(sql.Identifier(schema, STATE_TABLE))
 
 
-def upsert_state(schema: str) -> sql.Composed:
-    """Parameters: entity, state (JSON), run_id."""
+def state_table_layout(schema: str) -> sql.Composed:
+    """Whether the state table exists, and whether it has the ``flow`` column (a table of versions
+    before flow-and-target keys has ``entity`` alone as its key). One row, or none."""
     return sql.SQL(
-        "INSERT INTO {} (entity, state, run_id, updated_at) VALUES (%s, %s, %s, clock_timestamp()) "
-        "ON CONFLICT (entity) DO UPDATE SET state = EXCLUDED.state, run_id = EXCLUDED.run_id, "
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid "
+        "AND a.attname = 'flow' AND NOT a.attisdropped) "
+        "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = {} AND c.relname = {}"
+    ).format(sql.Literal(schema), sql.Literal(STATE_TABLE))
+
+
+def lock_state_table(schema: str) -> sql.Composed:
+    return sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(schema, STATE_TABLE))
+
+
+def migrate_state_table(schema: str) -> list[sql.Composed]:
+    """Turn a state table keyed by ``entity`` alone into one keyed by target, flow and entity. Its
+    rows keep ``''`` as target and flow: each is taken over by the first load of its entity
+    (:func:`claim_legacy_state`)."""
+    table = sql.Identifier(schema, STATE_TABLE)
+    return [
+        sql.SQL(
+            "ALTER TABLE {} ADD COLUMN IF NOT EXISTS target text NOT NULL DEFAULT '', "
+            "ADD COLUMN IF NOT EXISTS flow text NOT NULL DEFAULT ''"
+        ).format(table),
+        sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}").format(
+            table, sql.Identifier(f"{STATE_TABLE}_pkey")
+        ),
+        sql.SQL(
+            "ALTER TABLE {} ADD PRIMARY KEY (target, flow, entity), ALTER COLUMN target DROP DEFAULT, "
+            "ALTER COLUMN flow DROP DEFAULT"
+        ).format(table),
+    ]
+
+
+def upsert_state(schema: str) -> sql.Composed:
+    """Parameters: target, flow, entity, state (JSON), run_id."""
+    return sql.SQL(
+        "INSERT INTO {} (target, flow, entity, state, run_id, updated_at) "
+        "VALUES (%s, %s, %s, %s, %s, clock_timestamp()) "
+        "ON CONFLICT (target, flow, entity) DO UPDATE SET state = EXCLUDED.state, run_id = EXCLUDED.run_id, "
         "updated_at = EXCLUDED.updated_at"
     ).format(sql.Identifier(schema, STATE_TABLE))
 
 
 def select_state(schema: str) -> sql.Composed:
-    """Parameter: entity. The state as JSON text (parsed by the caller, not by a global typecaster)."""
+    """Parameters: target, flow, entity. The state as JSON text (parsed by the caller, not by a
+    global typecaster); the row of an earlier version (target and flow ``''``) when there is no other."""
+    return sql.SQL(
+        "SELECT state::text FROM {} WHERE ((target = %s AND flow = %s) OR (target = '' AND flow = '')) "
+        "AND entity = %s ORDER BY target DESC LIMIT 1"
+    ).format(sql.Identifier(schema, STATE_TABLE))
+
+
+def select_legacy_state(schema: str) -> sql.Composed:
+    """Parameter: entity. From a state table of versions before flow-and-target keys."""
     return sql.SQL("SELECT state::text FROM {} WHERE entity = %s").format(sql.Identifier(schema, STATE_TABLE))
 
 
 def delete_state(schema: str) -> sql.Composed:
-    """Parameter: entity."""
-    return sql.SQL("DELETE FROM {} WHERE entity = %s").format(sql.Identifier(schema, STATE_TABLE))
+    """Parameters: target, flow, entity; the earlier version's row of the entity goes too."""
+    return sql.SQL(
+        "DELETE FROM {} WHERE ((target = %s AND flow = %s) OR (target = '' AND flow = '')) AND entity = %s"
+    ).format(sql.Identifier(schema, STATE_TABLE))
+
+
+def claim_legacy_state(schema: str) -> sql.Composed:
+    """Parameter: entity. Run with every upsert: the entity's row from before flow-and-target keys,
+    once read by this load, is replaced by the row the upsert wrote."""
+    return sql.SQL("DELETE FROM {} WHERE target = '' AND flow = '' AND entity = %s").format(
+        sql.Identifier(schema, STATE_TABLE)
+    )
 
 
 def reown_sequence(schema: str, sequence: str, table: TableName, column: str) -> sql.Composed:

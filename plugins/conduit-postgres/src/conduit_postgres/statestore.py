@@ -9,10 +9,16 @@ fractional part (``100000000000000000000.0``), which ``numeric`` keeps as writte
 order). A value JSON has no form for is written as its ``str()``, as ``json.dumps(default=str)``
 would; NaN, infinities and NUL characters, which ``jsonb`` cannot hold, are refused.
 
+State rows are keyed by the target table's name, the flow and the entity (``_conduit_state`` lives in
+the table's schema): two flows with an entity of the same name writing different tables share
+nothing, and a run of the same flow from another machine finds the same row.
+
 The lock is a session-level advisory lock, ``pg_try_advisory_lock(hashtext('conduit'),
-hashtext('<schema>.<entity>'))``, taken on a connection of its own that stays open for the run. It
-never waits; the server releases it when that connection closes, which includes the process holding
-it dying (or its connection being cut).
+hashtext(<schema, table, flow and entity joined by U+001F>))``, taken on a connection of its own that
+stays open for the run. It never waits; the server releases it when that connection closes, which
+includes the process holding it dying (or its connection being cut). Because the server can also end
+that connection while the run goes on, every commit checks inside its transaction that the lock is
+still held (:class:`HeldLock`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -28,6 +35,7 @@ import psycopg2
 from psycopg2.extensions import connection as Connection
 from psycopg2.extensions import cursor as Cursor
 
+from conduit.connectors import StateKey
 from conduit.errors import ConnectorError
 from conduit_postgres import catalog, evolution, statements
 from conduit_postgres.connection import ConnectionCache, close_quietly, connect
@@ -43,6 +51,25 @@ IDLE_SESSION_TIMEOUT_VERSION = 140000
 
 _TRY_LOCK = "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext(%s), pg_catalog.hashtext(%s))"
 _UNLOCK = "SELECT pg_catalog.pg_advisory_unlock(pg_catalog.hashtext(%s), pg_catalog.hashtext(%s))"
+FENCE_NAMESPACE = "conduit-commit"
+"""The first key of an entity's commit fence (its second is the lock's): a commit holds it for its
+transaction; a run that has just taken the entity's lock waits on it once (see :class:`HeldLock`)."""
+_FENCE_XACT = (
+    f"SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('{FENCE_NAMESPACE}'), "
+    "pg_catalog.hashtext(%s))"
+)
+_FENCE_WAIT = (
+    f"SELECT pg_catalog.pg_advisory_lock(pg_catalog.hashtext('{FENCE_NAMESPACE}'), pg_catalog.hashtext(%s))"
+)
+_FENCE_RELEASE = (
+    f"SELECT pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('{FENCE_NAMESPACE}'), pg_catalog.hashtext(%s))"
+)
+_STILL_HELD = (
+    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.locktype = 'advisory' AND l.granted "
+    "AND l.objsubid = 2 "
+    "AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()) "
+    "AND l.classid = pg_catalog.hashtext(%s)::oid AND l.objid = pg_catalog.hashtext(%s)::oid AND l.pid = %s)"
+)
 _HOLDER = (
     "SELECT l.pid, a.usename, pg_catalog.host(a.client_addr), a.backend_start "
     "FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
@@ -112,19 +139,32 @@ def _short(text: str) -> str:
 
 
 # -- reading and writing it -----------------------------------------------------------------------
+# A row is keyed by target (the table's name: the state table lives in the table's schema), flow and
+# entity. A state table written by versions before that key has ``entity`` alone: it is read as it
+# is, and migrated in place by the first write (its rows keep ``''`` as target and flow, and each is
+# taken over by the first load of its entity, which deletes it in the transaction that writes its own).
+
+
+def state_key(options: PostgresDestinationOptions, key: StateKey) -> tuple[str, str, str]:
+    """The row's key: target (the table's name), flow, entity."""
+    return options.target.name, key.flow, key.entity
 
 
 def read_state(
-    options: PostgresDestinationOptions, connections: ConnectionCache, entity: str, where: str
+    options: PostgresDestinationOptions, connections: ConnectionCache, key: StateKey, where: str
 ) -> dict[str, Any] | None:
-    """The state stored for ``entity``, or ``None`` when there is none (nor any state table)."""
-    target = options.target
-    table = target.sibling(statements.STATE_TABLE)
+    """The state stored for ``key`` at this table, or ``None`` when there is none (nor any state table)."""
+    schema = options.target.schema
     try:
         with connections.borrow() as connection, connection.cursor() as cursor:
-            if catalog.find_relation(cursor, table) is None:
+            cursor.execute(statements.state_table_layout(schema))
+            layout = cursor.fetchone()
+            if layout is None:
                 return None
-            cursor.execute(statements.select_state(target.schema), (entity,))
+            if layout[0]:
+                cursor.execute(statements.select_state(schema), state_key(options, key))
+            else:
+                cursor.execute(statements.select_legacy_state(schema), (key.entity,))
             row = cursor.fetchone()
     except psycopg2.Error as exc:
         raise statement_error(exc, where) from None
@@ -133,34 +173,70 @@ def read_state(
     value = json.loads(row[0])
     if not isinstance(value, dict):
         raise ConnectorError(
-            f"{where}: the state of entity {entity!r} in {table} is not a JSON object: {_short(row[0])}"
+            f"{where}: the state of {key} in {options.target.sibling(statements.STATE_TABLE)} is not a "
+            f"JSON object: {_short(row[0])}"
         )
     return value
+
+
+def ensure_state_table(cursor: Cursor, schema: str) -> None:
+    """Create the state table, or migrate one keyed by entity alone, in the caller's transaction."""
+    cursor.execute(statements.state_table_layout(schema))
+    layout = cursor.fetchone()
+    if layout is None:
+        cursor.execute(statements.create_state_table(schema))
+    elif not layout[0]:
+        cursor.execute(statements.lock_state_table(schema))
+        cursor.execute(statements.state_table_layout(schema))  # another load may have migrated it
+        again = cursor.fetchone()
+        if again is not None and not again[0]:
+            for statement in statements.migrate_state_table(schema):
+                cursor.execute(statement)
+
+
+def upsert_state(
+    cursor: Cursor, options: PostgresDestinationOptions, key: StateKey, payload: str, run_id: str | None
+) -> None:
+    """Store ``key``'s state in the caller's transaction (creating or migrating the table first)."""
+    schema = options.target.schema
+    ensure_state_table(cursor, schema)
+    cursor.execute(statements.upsert_state(schema), (*state_key(options, key), payload, run_id))
+    cursor.execute(statements.claim_legacy_state(schema), (key.entity,))
 
 
 def write_state(
     options: PostgresDestinationOptions,
     connections: ConnectionCache,
-    entity: str,
+    key: StateKey,
     state: Mapping[str, Any] | None,
     where: str,
     *,
     ddl: Sequence[str] = (),
+    held: HeldLock | None = None,
 ) -> None:
-    """Replace ``entity``'s state (``None``: delete it) in a transaction of its own, creating the
+    """Replace ``key``'s state (``None``: delete it) in a transaction of its own, creating the
     schema (with ``create_table``) and the state table when needed. ``ddl`` (schema changes
     from :func:`conduit_postgres.evolution.plan_statements`) run first in the same transaction: the
-    DDL and the state commit together, and a failing statement leaves both as they were."""
+    DDL and the state commit together, and a failing statement leaves both as they were. With
+    ``held`` (the entity's lock), the transaction commits only if the lock is still held."""
     payload = None if state is None else state_json(state, where)
     target = options.target
-    table = target.sibling(statements.STATE_TABLE)
     try:
         with connections.borrow() as connection:  # a failure closes it: the transaction rolls back
             with connection.cursor() as cursor:
+                if held is not None:
+                    held.verify(cursor, where)
                 evolution.run_statements(cursor, ddl, where)
                 if payload is None:
-                    if catalog.find_relation(cursor, table) is not None:
-                        cursor.execute(statements.delete_state(target.schema), (entity,))
+                    cursor.execute(statements.state_table_layout(target.schema))
+                    layout = cursor.fetchone()
+                    if layout is not None and layout[0]:
+                        cursor.execute(statements.delete_state(target.schema), state_key(options, key))
+                    elif layout is not None:
+                        cursor.execute(statements.select_legacy_state(target.schema), (key.entity,))
+                        if cursor.fetchone() is not None:
+                            ensure_state_table(cursor, target.schema)
+                            cursor.execute(statements.delete_state(target.schema), state_key(options, key))
                 else:
                     if not catalog.schema_exists(cursor, target.schema):
                         if not options.create_table:
@@ -168,9 +244,7 @@ def write_state(
                                 f"{where}: schema {shown(target.schema)} does not exist (and create_table is false)"
                             )
                         cursor.execute(statements.create_schema(target.schema))
-                    if catalog.find_relation(cursor, table) is None:
-                        cursor.execute(statements.create_state_table(target.schema))
-                    cursor.execute(statements.upsert_state(target.schema), (entity, payload, None))
+                    upsert_state(cursor, options, key, payload, None)
             connection.commit()
     except psycopg2.Error as exc:
         raise statement_error(exc, where) from None
@@ -179,16 +253,46 @@ def write_state(
 # -- the lock -------------------------------------------------------------------------------------
 
 
-def lock_keys(options: PostgresDestinationOptions, entity: str) -> tuple[str, str]:
-    """The texts whose ``hashtext`` are the lock's two keys."""
-    return LOCK_NAMESPACE, f"{options.target.schema}.{entity}"
+def lock_keys(options: PostgresDestinationOptions, key: StateKey) -> tuple[str, str]:
+    """The texts whose ``hashtext`` are the lock's two keys: the namespace, and the state's identity
+    (schema, table, flow, entity)."""
+    target = options.target
+    return LOCK_NAMESPACE, "\x1f".join((target.schema, target.name, key.flow, key.entity))
+
+
+@dataclass(frozen=True)
+class HeldLock:
+    """An entity's lock as held by a run: the keys, and the server process of the connection that
+    holds it. A session lock lives as long as that process: if the server ends it (a pooler, a
+    failover, ``pg_terminate_backend``), the lock is gone while the run goes on, and another run can
+    take it. So every commit of the entity checks, inside its transaction, that it still holds it
+    (:meth:`verify`), and a run that takes the lock waits for a commit of an earlier holder that is
+    still under way (the commit fence) before it reads the state: between them no commit of a run
+    that lost its lock can land after another run has read the state."""
+
+    keys: tuple[str, str]
+    pid: int
+
+    def verify(self, cursor: Cursor, where: str) -> None:
+        """In the caller's transaction: take the commit fence for this transaction, then raise
+        :class:`ConnectorError` unless the lock is still held by our process."""
+        cursor.execute(_FENCE_XACT, self.keys[1:])
+        cursor.execute(_STILL_HELD, (*self.keys, self.pid))
+        row = cursor.fetchone()
+        if row is None or not row[0]:
+            raise ConnectorError(
+                f"{where}: the run's lock on the entity was lost (PostgreSQL ended the session that held "
+                f"it, backend pid {self.pid}: a pooler, a failover or pg_terminate_backend), so another "
+                "run may be loading the entity now; this commit was rolled back. Make sure no other run "
+                "is loading it, then run again with --resume"
+            )
 
 
 @contextmanager
-def entity_lock(options: PostgresDestinationOptions, entity: str, where: str) -> Iterator[None]:
-    """Hold ``entity``'s lock for the block, or raise :class:`ConnectorError` at once, naming the
-    session that holds it."""
-    keys = lock_keys(options, entity)
+def entity_lock(options: PostgresDestinationOptions, key: StateKey, where: str) -> Iterator[HeldLock]:
+    """Hold ``key``'s lock at this target for the block, or raise :class:`ConnectorError` at once,
+    naming the session that holds it."""
+    keys = lock_keys(options, key)
     connection = connect(options)
     try:
         connection.autocommit = True  # a session lock; no transaction left open for the run
@@ -196,6 +300,9 @@ def entity_lock(options: PostgresDestinationOptions, entity: str, where: str) ->
             if connection.server_version >= IDLE_SESSION_TIMEOUT_VERSION:
                 cursor.execute("SET idle_session_timeout = 0")
             holder = _take(cursor, keys)
+            if holder is None:
+                cursor.execute(_FENCE_WAIT, keys[1:])  # a commit of a holder that lost the lock ends first
+                cursor.execute(_FENCE_RELEASE, keys[1:])
     except psycopg2.Error as exc:
         close_quietly(connection)
         raise statement_error(exc, where) from None
@@ -205,11 +312,10 @@ def entity_lock(options: PostgresDestinationOptions, entity: str, where: str) ->
     if holder is not None:
         close_quietly(connection)
         raise ConnectorError(
-            f"{where}: entity {entity!r} is being loaded by another run "
-            f"({holder}; wait for it to finish or stop it)"
+            f"{where}: {key} is being loaded by another run ({holder}; wait for it to finish or stop it)"
         )
     try:
-        yield
+        yield HeldLock(keys, connection.get_backend_pid())
     finally:
         _release(connection, keys)
 
