@@ -26,6 +26,9 @@ from exactly_once import (
     write_csv,
 )
 
+from conduit.connectors import StateKey
+from conduit.state import key_tag
+
 
 @pytest.fixture
 def pg() -> Iterator[Scratch]:
@@ -214,7 +217,9 @@ def test_a_second_run_of_an_entity_being_loaded_fails_fast_postgres(tmp_path: Pa
     rows = _source(tmp_path, 8, files=1, per_file=1_000)
     flow = _pg_flow(tmp_path, pg)
     # another run holds the entity: the same advisory lock a running load takes
-    pg.query("SELECT pg_advisory_lock(hashtext('conduit'), hashtext(%s))", (f"{pg.schema}.events",))
+    # (keyed by schema, table, flow and entity)
+    identity = "\x1f".join((pg.schema, "events", tmp_path.name, "events"))
+    pg.query("SELECT pg_advisory_lock(hashtext('conduit'), hashtext(%s))", (identity,))
     import time
 
     started = time.monotonic()
@@ -232,7 +237,8 @@ def test_a_second_run_of_an_entity_being_loaded_fails_fast_parquet(tmp_path: Pat
     flow = _parquet_flow(tmp_path)
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        lock = tmp_path / "out" / ".events.conduit-events.lock"
+        # the lock file beside the target names a tag of the flow and entity
+        lock = tmp_path / "out" / f".events.conduit-{key_tag(StateKey(tmp_path.name, 'events'))}.lock"
         lock.parent.mkdir(parents=True, exist_ok=True)
         import socket
 

@@ -4,11 +4,14 @@ file beside the target, fsync, rename, quiet cleanup)."""
 
 from __future__ import annotations
 
+import errno
+import fnmatch
 import glob
 import os
 import shutil
+import stat
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pyarrow as pa
@@ -35,27 +38,208 @@ def _visible(path: str) -> bool:
     return not any(part.startswith((".", "_")) for part in Path(path).parts[-1:])
 
 
+_LOOP = "it is a symlink loop"
+_DANGLING = "it is a symbolic link to a missing file"
+
+
+def _follow(path: str) -> os.stat_result | None:
+    """``os.stat`` of ``path`` (symlinks followed); ``None`` when nothing is there, including a
+    symlink that leads nowhere. Any other failure is a :class:`ConnectorError` naming the path."""
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None
+        raise ConnectorError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _broken_link(path: str) -> str | None:
+    """Why ``path`` is a symlink that leads to nothing (:data:`_LOOP` or :data:`_DANGLING`), or
+    ``None`` when it is not such a symlink."""
+    if not os.path.islink(path):
+        return None
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return _LOOP if exc.errno == errno.ELOOP else _DANGLING
+    return None
+
+
+def _identity(path: str, status: os.stat_result) -> object:
+    """What makes a file or directory one physical thing: its device and inode, so every symlink and
+    hard link to it is the same thing; its real path on a file system that reports no inodes."""
+    if status.st_ino:
+        return (status.st_dev, status.st_ino)
+    return os.path.realpath(path)
+
+
+def _join(base: str, name: str) -> str:
+    return os.path.join(base, name) if base else name
+
+
+class _Tree:
+    """The file system as one expansion sees it: each directory listed once, and a directory that
+    cannot be listed an error (``glob.glob`` and ``Path.rglob`` skip it without a word, and the load
+    then reports success having read less)."""
+
+    def __init__(self) -> None:
+        self._listings: dict[str, list[tuple[str, bool]]] = {}
+
+    def entries(self, directory: str) -> list[tuple[str, bool]]:
+        """The names in ``directory`` (``""``: the current one) in order, each with whether it leads
+        to a directory (symlinks followed); empty when there is no such directory."""
+        listing = self._listings.get(directory)
+        if listing is None:
+            try:
+                with os.scandir(directory or os.curdir) as scan:
+                    listing = sorted((entry.name, _leads_to_directory(entry)) for entry in scan)
+            except (FileNotFoundError, NotADirectoryError):
+                listing = []
+            except OSError as exc:
+                raise ConnectorError(f"cannot read directory {directory}: {exc.strerror or exc}") from None
+            self._listings[directory] = listing
+        return listing
+
+    def directories(self, root: str, *, hidden: bool, join: Callable[[str, str], str]) -> Iterator[str]:
+        """``root`` and every directory below it, depth first in name order, following symlinks to
+        directories. Each directory (by :func:`_identity`) is walked once: a symlink back to an
+        ancestor (a loop) or a second way to a directory already walked is not entered again.
+        ``hidden``: also enter directories whose names start with a dot."""
+        seen: set[object] = set()
+        stack = [root]
+        while stack:
+            directory = stack.pop()
+            status = _follow(directory or os.curdir)
+            if status is None or not stat.S_ISDIR(status.st_mode):
+                continue
+            key = _identity(directory or os.curdir, status)
+            if key in seen:
+                continue
+            seen.add(key)
+            yield directory
+            below = [
+                join(directory, name)
+                for name, is_dir in self.entries(directory)
+                if is_dir and (hidden or not name.startswith("."))
+            ]
+            stack.extend(reversed(below))
+
+    def match(self, base: str, segments: list[str]) -> Iterator[str]:
+        """The paths below ``base`` that the glob ``segments`` match, as ``glob.glob(recursive=True)``
+        matches them: ``**`` is zero or more directories, and wildcards do not match names that
+        start with a dot unless the segment does."""
+        if not segments:
+            yield base
+            return
+        segment, rest = segments[0], segments[1:]
+        if segment == "**":
+            for directory in self.directories(base, hidden=False, join=_join):
+                if rest:
+                    yield from self.match(directory, rest)
+                else:
+                    for name, _is_dir in self.entries(directory):
+                        if not name.startswith("."):
+                            yield _join(directory, name)
+        elif glob.has_magic(segment):
+            names = [name for name, is_dir in self.entries(base) if is_dir or not rest]
+            if not segment.startswith("."):
+                names = [name for name in names if not name.startswith(".")]
+            for name in fnmatch.filter(names, segment):
+                yield from self.match(_join(base, name), rest)
+        else:
+            yield from self.match(_join(base, segment), rest)
+
+
+def _leads_to_directory(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False  # a symlink loop, or a link into a directory that cannot be searched: judged later
+
+
+def _once(candidates: list[str], wanted: Callable[[str], bool]) -> list[str]:
+    """The regular files among ``candidates`` whose names are ``wanted``, each physical file once
+    (the first path to it is kept). A wanted name that is a symlink leading nowhere is an error."""
+    seen: set[object] = set()
+    found = []
+    for path in candidates:
+        if not wanted(path):
+            continue
+        status = _follow(path)
+        if status is None:
+            broken = _broken_link(path)
+            if broken is not None:
+                raise ConnectorError(f"cannot read {path}: {broken}")
+            continue
+        if not stat.S_ISREG(status.st_mode):
+            continue
+        key = _identity(path, status)
+        if key not in seen:
+            seen.add(key)
+            found.append(path)
+    return found
+
+
+def _glob_segments(pattern: str) -> tuple[str, list[str]]:
+    """Where a glob starts (``"/"`` for an absolute one, else ``""``) and its path segments."""
+    parts = pattern.replace(os.altsep, os.sep).split(os.sep) if os.altsep else pattern.split(os.sep)
+    base = os.sep if parts[0] == "" and len(parts) > 1 else ""
+    rest = parts[1:] if base else parts
+    # empty segments ("a//b") are dropped; a trailing one stays: "in/*/" names directories only
+    return base, [part for part in rest[:-1] if part] + [rest[-1]]
+
+
 def expand_paths(pattern: str, suffixes: tuple[str, ...]) -> list[str]:
     """The files a path option names: one file, a glob, or a directory (its data files, recursively).
 
     Hidden and underscore-prefixed files (``.x.tmp``, ``_SUCCESS``) are skipped in directories and
-    globs. Raises :class:`ConnectorError` when nothing matches.
+    globs; a glob's wildcards and ``**`` also skip directories whose names start with a dot, as
+    ``glob.glob`` does. Raises :class:`ConnectorError` when nothing matches.
+
+    Each physical file is read once, whatever the links: files are told apart by device and inode,
+    and the first path to a file in sorted order is the one kept, so a symlink or a hard link to a
+    file already found adds nothing. Symlinks to directories are followed (a directory of inputs may
+    be a link to another disk), but each directory is walked once: a link back to an ancestor (a
+    loop) or a second link to a directory already walked is not entered again. That skip is silent
+    because it loses nothing: every file below that directory is read through the first way to it.
+    (``glob.glob`` followed loops until the path grew too long and read one file dozens of times.)
+
+    A directory that the walk must enter and cannot list (permission denied) is an error naming it,
+    not a silent skip; so is a data file name that is a symlink to a missing file or a symlink loop.
     """
+    tree = _Tree()
     if os.path.isdir(pattern):
-        found = [
-            str(p)
-            for p in sorted(Path(pattern).rglob("*"))
-            if p.is_file() and _visible(str(p)) and str(p).lower().endswith(suffixes)
+
+        def join(base: str, name: str) -> str:
+            return str(Path(base) / name)
+
+        candidates = [
+            join(directory, name)
+            for directory in tree.directories(pattern, hidden=True, join=join)
+            for name, is_dir in tree.entries(directory)
+            if not is_dir
         ]
+        candidates.sort(key=lambda path: Path(path).parts)
+        found = _once(candidates, lambda path: _visible(path) and path.lower().endswith(suffixes))
         if not found:
             raise ConnectorError(f"directory {pattern} holds no {' / '.join(suffixes)} files")
         return found
     if glob.has_magic(pattern):
-        found = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p) and _visible(p))
+        base, segments = _glob_segments(pattern)
+        found = _once(sorted(tree.match(base, segments)), _visible)
         if not found:
             raise ConnectorError(f"no file matches {pattern}")
         return found
     if not os.path.exists(pattern):
+        broken = _broken_link(pattern)
+        if broken == _LOOP:
+            raise ConnectorError(f"cannot read {pattern}: {_LOOP}")
+        if broken == _DANGLING:
+            raise ConnectorError(
+                f"file not found: {pattern} (a symbolic link to {os.readlink(pattern)}, which does not exist)"
+            )
         raise ConnectorError(f"file not found: {pattern}")
     if not os.access(pattern, os.R_OK):
         raise ConnectorError(f"file is not readable: {pattern}")
