@@ -14,6 +14,7 @@ from conduit.connectors import (
     Destination,
     ReadRequest,
     Source,
+    StateKey,
     WriteMode,
     WriteRequest,
 )
@@ -237,6 +238,36 @@ class RoundTripTests:
         newer = golden.slice(2, 3)
         write_all(destination, newer, mode="replace", run_id="second")
         assert_tables_equal(newer, self._read(registry, source_options, golden.schema, tmp_path))
+
+    def test_state_is_kept_per_flow_and_entity(
+        self, registry: Registry, tmp_path: Path, append_destination_options: dict[str, Any]
+    ) -> None:
+        """Two flows with an entity of one name loading into one target share no state and no lock
+        (for a destination that stores state and appends)."""
+        capabilities = registry.destination(self.destination_type).capabilities
+        if not capabilities.stores_state:
+            pytest.skip(f"destination {self.destination_type!r} does not store state")
+        self._skip_unless_mode(registry, "append")
+        golden = golden_table()
+        destination = build_destination(registry, self.destination_type, append_destination_options, tmp_path)
+        first, second = StateKey("first", "golden"), StateKey("second", "golden")
+        for key in (first, second):
+            request = WriteRequest(key.entity, golden.schema, "append", f"run-{key.flow}", flow=key.flow)
+            with destination.open(request) as session:
+                session.write(golden.to_batches()[0])
+                session.commit({"entity": key.entity, "flow": key.flow})
+                session.committed = True
+        assert (destination.read_state(first) or {}).get("flow") == "first"
+        assert (destination.read_state(second) or {}).get("flow") == "second"
+        assert destination.read_state(StateKey("third", "golden")) is None
+        with destination.lock(first), destination.lock(second):
+            with pytest.raises(ConduitError):
+                with destination.lock(first):
+                    pytest.fail(f"{first} was locked twice")
+        destination.write_state(second, None)
+        assert destination.read_state(second) is None
+        assert (destination.read_state(first) or {}).get("flow") == "first"
+        destination.close()
 
     def test_append_twice_doubles(
         self,
