@@ -35,6 +35,13 @@ def _configs(payload: dict[str, Any]) -> dict[str, Any]:
 
 def test_three_layouts_resolve_identically(project: Path) -> None:
     resolved = {layout: _configs(_explain(project / "flows" / layout)) for layout in LAYOUTS}
+    # but for where they write: each example flow writes files of its own (two entities may not both
+    # replace one target), flow_dir directly in out/dev, the others in a directory named after them
+    for layout in ("one_file", "entity_files"):
+        for name, config in resolved[layout].items():
+            path = Path(config["destination"]["options"]["path"])
+            assert path == project / "out" / "dev" / layout / f"{name}.parquet"
+            config["destination"]["options"]["path"] = str(path.parent.parent / path.name)
     assert resolved["one_file"] == resolved["flow_dir"] == resolved["entity_files"]
     orders = resolved["one_file"]["orders"]
     assert orders["source"]["options"]["path"] == str(project / "data" / "orders.csv")

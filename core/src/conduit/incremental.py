@@ -7,6 +7,12 @@ remembers, for the rows loaded *at* the watermark, a hash of their ``primary_key
 whole row) with a count, so two identical rows are two rows. With ``mode: merge`` the destination
 de-duplicates by key itself, so no identities are kept and ``lookback`` may widen the window.
 
+A row is hashed as the source sends it, in :meth:`CursorWindow.apply` and :meth:`CursorWindow.observe`
+alike, over ``key_columns``: the primary key, or (without one) the columns the state's identities were
+first computed over (``boundary_columns`` in the state), so a column added to the source later, left
+out of the target by ``schema.policy: warn`` or added to it, does not change any row's identity.
+Changing ``primary_key`` (like ``cursor``) is refused while a watermark is stored.
+
 Rows whose cursor is NULL follow ``on_null``: ``fail`` (default: the load stops, naming the row) or
 ``skip`` (not loaded, counted in the manifest). A NULL cursor can never be compared with a watermark,
 so loading such rows would load them again on every run.
@@ -103,11 +109,13 @@ def lookback_delta(lookback: Any, arrow_type: pa.DataType, where: str) -> Any:
 
 
 def row_hashes(batch: pa.RecordBatch, indices: pa.Array | list[int], columns: list[str]) -> list[str]:
-    """A stable identity for each selected row: a hash of its key columns (or all columns)."""
-    rows = batch.select(columns).take(pa.array(indices, pa.int64())).to_pylist()
+    """A stable identity for each selected row: a hash of its values in ``columns`` (the primary key,
+    or the columns the entity's boundary is computed over); a column the batch lacks counts as NULL."""
+    present = [c for c in columns if c in batch.schema.names]
+    rows = batch.select(present).take(pa.array(indices, pa.int64())).to_pylist()
     return [
         hashlib.blake2b(
-            json.dumps([row[c] for c in columns], default=to_json, ensure_ascii=False).encode(),
+            json.dumps([row.get(c) for c in columns], default=to_json, ensure_ascii=False).encode(),
             digest_size=16,
         ).hexdigest()
         for row in rows

@@ -15,6 +15,12 @@ Document (``version`` 1)::
     {"version": 1, "entity": "orders", "cursor": "updated_at",
      "watermark": "2026-11-01T10:00:00+00:00",      # highest cursor value loaded (JSON form)
      "boundary": {"<row hash>": 1, ...},            # rows loaded AT the watermark (de-duplication)
+     "primary_key": ["id"] | [] | null,             # incremental.primary_key the boundary was hashed by
+                                                    # ([]: none, whole rows; null: not recorded, older
+                                                    # versions); a change is refused until a reset
+     "boundary_columns": ["id", "name", ...],       # the columns the row hashes cover: the primary key,
+                                                    # or the row's columns as first loaded (stable when
+                                                    # columns are added later)
      "files": {"data/a.csv": "1234:1700000000"},     # files loaded in full: path -> version
      "in_progress": null | {...},                   # the checkpoint of an unfinished run
      "run_id": "...", "updated_at": "...", "rows_loaded_total": 123}
@@ -52,6 +58,8 @@ def empty_state(entity: str) -> dict[str, Any]:
         "cursor": None,
         "watermark": None,
         "boundary": {},
+        "primary_key": None,
+        "boundary_columns": None,
         "files": {},
         "in_progress": None,
         "run_id": None,

@@ -113,3 +113,24 @@ def test_the_source_fails_the_same_way() -> None:
     with pytest.raises(RetriableConnectorError) as info:
         source.check()
     assert str(info.value) == "cannot connect to PostgreSQL at 127.0.0.1:1 (test): Connection refused"
+
+
+def test_the_target_is_the_table_on_its_server_and_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``target_id`` tells apart the same table name in two databases, connects to nothing, and never
+    holds a password (it is shown in messages about entities sharing a target)."""
+    from conduit_postgres import PostgresDestination
+    from conduit_postgres.options import PostgresDestinationOptions
+
+    def destination(**values: Any) -> PostgresDestination:
+        return PostgresDestination(PostgresDestinationOptions.model_validate({"table": "orders", **values}))
+
+    monkeypatch.setattr(psycopg2, "connect", lambda *a, **k: pytest.fail("target_id connected"))
+    for key in ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER"):
+        monkeypatch.delenv(key, raising=False)
+    app = destination(dsn=f"postgresql://u:{SECRET}@db.internal:6543/app")
+    assert app.target_id() == "db.internal:6543 (app)/public.orders"
+    assert SECRET not in app.target_id()
+    other = destination(dsn=f"postgresql://u:{SECRET}@db.internal:6543/other")
+    assert other.target_id() != app.target_id()
+    fields = destination(host="db.internal", port=6543, dbname="app", password=SECRET, schema="sales")
+    assert fields.target_id() == "db.internal:6543 (app)/sales.orders"

@@ -343,6 +343,10 @@ class JsonlDestination(Destination):
     )
     options: JsonlDestinationOptions
 
+    def target_id(self) -> str:
+        """The output file."""
+        return self.options.path
+
     def check(self) -> None:
         ensure_parent(self.options.path)
 

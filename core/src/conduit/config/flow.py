@@ -32,7 +32,7 @@ import pyarrow as pa
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from conduit.checks import Check
-from conduit.config.documents import Document, KeyPath, format_keypath, value_at
+from conduit.config.documents import Document, KeyPath, Mark, format_keypath, value_at
 from conduit.config.errors import Loc, Locator, problems_from, validation_problems
 from conduit.config.layers import Layer, Origin, from_document, merge
 from conduit.config.layouts import FlowFiles, find_flows, read_flow
@@ -53,7 +53,7 @@ from conduit.config.profiles import (
 )
 from conduit.config.variables import Variables, expand_document, expand_entity_name
 from conduit.connectors import ConnectorOptions, Destination, ErrorPolicy, Source, WriteMode
-from conduit.errors import ConfigError, PluginError
+from conduit.errors import ConduitError, ConfigError, PluginError
 from conduit.plugins import Registry
 from conduit.secrets import REDACTOR, register_secrets_in
 
@@ -84,6 +84,8 @@ class EntityPlan:
     incremental: IncrementalSpec | None = None
     commit_every: int = DEFAULT_COMMIT_EVERY
     rows: RowPolicy = field(default_factory=lambda: RowPolicy())
+    mark: Mark | None = None
+    """Where the entity is defined (its key, list item or file), for messages about the entity."""
 
     def discover(self) -> pa.Schema:
         """The schema the source sends now (a preflight read; the source is closed after)."""
@@ -166,7 +168,55 @@ def load_project(
     duplicated = sorted({name for name in names if names.count(name) > 1})
     if duplicated:
         raise ConfigError(f"{target}: two flows are named {', '.join(map(repr, duplicated))}")
+    shared = _shared_targets(flows)
+    if shared:
+        raise ConfigError("\n".join(shared))
     return Project(root, profile, flows)
+
+
+def _target_of(plan: EntityPlan) -> str | None:
+    """Where the entity writes (:meth:`Destination.target_id`), from its options alone: a destination
+    connects to nothing when constructed. ``None`` when the options do not tell (a DSN that does not
+    parse, say: that is reported when the destination is used)."""
+    try:
+        destination = plan.destination_cls(plan.destination.options)
+    except ConduitError:
+        return None
+    try:
+        return destination.target_id()
+    except ConduitError:
+        return None
+    finally:
+        destination.close()
+
+
+def _shared_targets(flows: list[Flow]) -> list[str]:
+    """Entities of these flows that write one target (same destination type, same ``target_id``)
+    while one of them replaces it: the replace would remove the others' rows while their state still
+    says those rows are loaded. Appends and merges into one target are fine: each entity keeps its own
+    state (and a Parquet directory names every entity's parts apart)."""
+    writers: dict[tuple[type[Destination], str], list[EntityPlan]] = {}
+    for flow in flows:
+        for plan in flow.entities.values():
+            target = _target_of(plan)
+            if target is not None:
+                writers.setdefault((plan.destination_cls, target), []).append(plan)
+    problems = []
+    for (_, target), plans in writers.items():
+        for index, replacing in enumerate(plans):
+            if replacing.mode != "replace":
+                continue
+            for other in plans:
+                if other is replacing or (other.mode == "replace" and plans.index(other) < index):
+                    continue  # a pair of replaces is told once
+                problems.append(
+                    f"{replacing.mark}: {format_keypath(('entities', replacing.name))}: two entities write "
+                    f"{target}: {replacing.name!r} ({replacing.mark}) with mode replace and {other.name!r} "
+                    f"({other.mark}) with mode {other.mode}; a replace would remove the other's rows while "
+                    "its state still says they are loaded (write them to separate targets, or load both with "
+                    "mode append or merge)"
+                )
+    return problems
 
 
 def load_flow(
@@ -409,6 +459,10 @@ class _FlowResolver:
                 f"{mode!r} (supported: {supported})"
             )
             return None
+        if spec.incremental is not None and mode == "replace":
+            written = merged.origin(("mode",)) if spec.mode else None
+            self._incremental_replace(locate, destination_ep.type, capabilities.write_modes, written)
+            return None
         if spec.incremental is not None and spec.incremental.lookback is not None and mode != "merge":
             where, keypath = locate(("incremental", "lookback"))
             self.problems.append(
@@ -447,6 +501,36 @@ class _FlowResolver:
                 spec.schema_.policy,
                 spec.schema_.timestamp_to_timestamptz,
             ),
+            entity.document.mark(entity.root),
+        )
+
+    def _incremental_replace(
+        self, locate: Locator, destination_type: str, modes: frozenset[WriteMode], written: Origin | None
+    ) -> None:
+        """Refuse ``incremental`` with mode ``replace``: each run reads only the rows past the watermark
+        and would replace the target with them; the watermark keeps the others from coming back."""
+        where, keypath = locate(("incremental",))
+        if written is not None:
+            how = f"set at {written.mark}" if written.mark else "set"
+        else:
+            how = f"the default of destination type {destination_type!r}; this entity sets no mode"
+        if "append" not in modes and "merge" not in modes:
+            remedy = (
+                f"destination type {destination_type!r} supports only mode replace, so it cannot load "
+                "incrementally: drop incremental and reload everything each run, or load into a destination "
+                "that appends (parquet with layout: directory, postgres)"
+            )
+        elif destination_type == "parquet":
+            remedy = (
+                "set mode: append with a directory layout, destination option layout: directory, so that "
+                "every run adds part files; or drop incremental and reload everything each run"
+            )
+        else:
+            remedy = "use mode: append, or drop incremental and reload everything each run"
+        self.problems.append(
+            f"{where}: {keypath}: an incremental load needs mode append or merge: mode replace ({how}) would "
+            "replace the target with only the rows past the watermark, and the watermark keeps the rows "
+            f"before it from coming back ({remedy})"
         )
 
     def _dlq_path(self, value: str | None) -> Path | None:

@@ -46,6 +46,10 @@ class CsvDestination(Destination):
     )
     options: CsvDestinationOptions
 
+    def target_id(self) -> str:
+        """The output file (whatever the CSV options: two entities writing it share it)."""
+        return str(self.options.path)
+
     def check(self) -> None:
         target = Path(self.options.path)
         if target.is_dir():

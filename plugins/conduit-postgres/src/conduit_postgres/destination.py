@@ -45,7 +45,7 @@ from psycopg2.extensions import cursor as Cursor
 from conduit.connectors import Destination, DestinationCapabilities, LoadSession, StateKey, WriteRequest
 from conduit.errors import ConnectorError
 from conduit_postgres import catalog, evolution, statements, statestore
-from conduit_postgres.connection import ConnectionCache
+from conduit_postgres.connection import ConnectionCache, endpoint
 from conduit_postgres.errors import statement_error
 from conduit_postgres.identifiers import TableName, shown
 from conduit_postgres.options import PostgresDestinationOptions
@@ -77,8 +77,10 @@ class PostgresDestination(Destination):
         """The entity locks this destination holds now: every commit of such an entity verifies it."""
 
     def target_id(self) -> str:
-        """The schema-qualified table, as messages show it."""
-        return str(self.options.target)
+        """The server, database and schema-qualified table, as messages show them
+        (``db.internal:5432 (app)/public.orders``): the same table name in another database is another
+        target. Parsed from the options without connecting; never holds a password."""
+        return f"{endpoint(self.options)}/{self.options.target}"
 
     def close(self) -> None:
         """Close the connection kept between uses (the lock's and sessions' are their own)."""
