@@ -1,7 +1,7 @@
 """The ``conduit`` command: parse arguments, call the library, render results. Nothing else.
 
 Exit codes: 0 success; 1 a run failed (bad data, a connector error); 2 a usage, config or plugin
-error. A :class:`~conduit.errors.ConduitError` is printed as one message, never as a traceback;
+error; 130 a run stopped by SIGINT (Ctrl-C) or SIGTERM, what it committed kept (`--resume` goes on). A :class:`~conduit.errors.ConduitError` is printed as one message, never as a traceback;
 ``CONDUIT_DEBUG=1`` adds tracebacks for unexpected errors. Everything printed passes through the
 secret redactor (:mod:`conduit.secrets`).
 """
@@ -12,6 +12,7 @@ import atexit
 import difflib
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any, TypeVar
 import click
 import pyarrow as pa
 
-from conduit import manifest
+from conduit import interrupts, manifest
 from conduit.config.explain import explain_json, explain_text
 from conduit.config.flow import EntityPlan, Project, load_project
 from conduit.config.profiles import (
@@ -33,7 +34,7 @@ from conduit.config.profiles import (
 )
 from conduit.connectors import Destination, StateKey
 from conduit.dlq import DeadLetterQueue, dlq_root
-from conduit.errors import ConduitError, ConfigError, DataLocation
+from conduit.errors import ConduitError, ConfigError, DataLocation, Interrupted
 from conduit.evolution import approve
 from conduit.incremental import from_json, to_json
 from conduit.plugins import Registry, core_version, load_registry
@@ -145,20 +146,22 @@ def run(
     options = RunOptions(resume=resume, full_refresh=full_refresh, state_dir=root)
     flows = [flow for flow in project.flows if any(not wanted or n in wanted for n in flow.entities)]
     record = manifest.start_manifest(run_id, flows, env=project.profile.env, command=sys.argv[1:])
-    _write_manifest(root, record)
     results: list[RunResult] = []
-    for flow in flows:
-        names = [n for n in flow.entities if not wanted or n in wanted]
-        results.append(
-            run_flow(flow, registry, entities=names, listener=listener, run_id=run_id, options=options)
-        )
-    _write_manifest(root, manifest.finish_manifest(record, results))
+    # SIGINT/SIGTERM stop the run at a batch boundary; each later flow then starts nothing.
+    with interrupts.handling():
+        _write_manifest(root, record)
+        for flow in flows:
+            names = [n for n in flow.entities if not wanted or n in wanted]
+            results.append(
+                run_flow(flow, registry, entities=names, listener=listener, run_id=run_id, options=options)
+            )
+        _write_manifest(root, manifest.finish_manifest(record, results))
     ok = True
     for result in results:
         for entity in result.entities:
             for warning in entity.warnings:
                 echo(f"warning: [{entity.name}] {warning}", err=True)
-            if entity.error:
+            if entity.error and entity.status != "interrupted":
                 echo(f"error: [{entity.name}] {entity.error}", err=True)
                 if entity.debug and os.environ.get(DEBUG_ENV):
                     echo(entity.debug, err=True)
@@ -169,8 +172,46 @@ def run(
         echo(json.dumps(mask_json(payload), indent=2))
     elif not quiet:
         echo("\n\n".join(summary(result) for result in results))
+    if any(result.status == "interrupted" for result in results):
+        again = _run_again(ctx, path, results, full_refresh)
+        echo(f"interrupted: {_interruption(results)}; continue with: {again}", err=True)
+        ctx.exit(Interrupted.exit_code)
     # 3: nothing failed but schema drift waits for `conduit schema approve`.
     ctx.exit(0 if ok else 3 if all(e.needs_approval for e in failed) else 1)
+
+
+def _interruption(results: list[RunResult]) -> str:
+    """What an interrupted run left: per stopped entity what it committed, and what did not start."""
+    parts = []
+    for entity in (e for result in results for e in result.entities if e.status == "interrupted"):
+        if entity.commits:
+            parts.append(f"entity {entity.name!r} stopped after committing {entity.rows_loaded:,} rows")
+        else:
+            parts.append(f"entity {entity.name!r} stopped before its first commit (nothing of it was loaded)")
+    not_started = [name for result in results for name in result.not_started]
+    if not_started:
+        parts.append(f"not started: {', '.join(not_started)}")
+    return "; ".join(parts)
+
+
+def _run_again(ctx: click.Context, path: Path, results: list[RunResult], full_refresh: bool) -> str:
+    """The command that continues an interrupted run: the same flows, profile and state directory,
+    with ``--resume`` (an ordinary run where nothing is left to resume), or ``--full-refresh`` again
+    (a replace load commits once, so there is nothing to resume). When some entities finished, only
+    the interrupted and the not-started ones are named, so the finished ones are not loaded again."""
+    params = ctx.params
+    command = ["conduit", "run", str(path)]
+    if any(e.status in ("success", "failed") for result in results for e in result.entities):
+        for result in results:
+            command += [arg for e in result.entities if e.status == "interrupted" for arg in ("-e", e.name)]
+            command += [arg for name in result.not_started for arg in ("-e", name)]
+    else:
+        command += [arg for name in params.get("entities") or () for arg in ("-e", name)]
+    for option in ("env", "profiles_dir", "state_dir"):
+        if params.get(option) is not None:
+            command += [f"--{option.replace('_', '-')}", str(params[option])]
+    command.append("--full-refresh" if full_refresh else "--resume")
+    return shlex.join(command)
 
 
 def _write_manifest(root: Path, record: dict[str, Any]) -> None:
@@ -950,6 +991,9 @@ def invoke(argv: list[str] | None = None) -> int:
         code = 130
     except click.ClickException as exc:
         exc.show()
+        code = exc.exit_code
+    except Interrupted as exc:
+        echo(f"interrupted: {exc}", err=True)
         code = exc.exit_code
     except ConduitError as exc:
         echo(_error_text(str(exc)), err=True)

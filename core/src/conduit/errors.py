@@ -4,6 +4,8 @@
 * :class:`ConnectorError` means a source or destination failed. :class:`RetriableConnectorError` marks
   the transient kind (a refused connection, a timeout) that retry logic may try again; nothing else is
   ever retried.
+* :class:`Interrupted` means the run was stopped by SIGINT (Ctrl-C) or SIGTERM (exit code 130); what
+  it committed before stays committed (see :mod:`conduit.interrupts`).
 * :class:`DataError` means the input itself is bad (a ragged row, a value that does not fit its column).
   It carries the file, line, row and column so the message can point at the problem. Retrying never
   helps; a later release routes such rows to the dead-letter queue instead of failing.
@@ -45,6 +47,13 @@ class ConnectorError(ConduitError):
 
 class RetriableConnectorError(ConnectorError):
     """A transient failure (connection refused, timeout): the runner may retry."""
+
+
+class Interrupted(ConduitError):
+    """The run was asked to stop (SIGINT, SIGTERM) and stopped at a batch boundary: the open load
+    session was aborted, earlier commits stay. Exit code 130. See :mod:`conduit.interrupts`."""
+
+    exit_code = 130
 
 
 class SchemaError(ConduitError):

@@ -3,7 +3,8 @@
 A manifest says what ran, where, with which code and configuration, and how each entity went. It is
 written twice: by :func:`start_manifest` + :func:`write_manifest` when the run begins (status
 ``running``), and again after :func:`finish_manifest` when it ends (``success``, ``partial`` or
-``failed``). A process killed in between leaves a ``running`` manifest behind; :func:`list_runs` and
+``failed``, or ``interrupted`` when SIGINT or SIGTERM stopped it: its entities then say what each
+committed). A process killed in between leaves a ``running`` manifest behind; :func:`list_runs` and
 :func:`load_run` report one whose process no longer exists on this host as ``interrupted`` (the file
 itself is left as it is). The document's shape is ``docs/manifest.schema.json``.
 
@@ -132,7 +133,8 @@ def finish_manifest(manifest: dict[str, Any], results: list[RunResult]) -> dict[
     """A finished copy of ``manifest`` (the argument is left unchanged).
 
     Each result's entities go to the flow whose ``path`` equals ``RunResult.flow`` (a result for a
-    flow the manifest does not list gets a new flow entry). The status is ``failed`` if every entity
+    flow the manifest does not list gets a new flow entry). The status is ``interrupted`` if a result
+    was (SIGINT, SIGTERM: an entity stopped, or some were not started), else ``failed`` if every entity
     failed, ``partial`` if some did, else ``success`` (also for a run with no entities)."""
     finished = copy.deepcopy(manifest)
     flows: list[dict[str, Any]] = finished.setdefault("flows", [])
@@ -147,6 +149,8 @@ def finish_manifest(manifest: dict[str, Any], results: list[RunResult]) -> dict[
     entities = _entities(finished)
     failed = sum(1 for e in entities if e.get("status") == "failed")
     finished["status"] = "success" if failed == 0 else "failed" if failed == len(entities) else "partial"
+    if any(result.status == "interrupted" for result in results):
+        finished["status"] = "interrupted"
     finished["finished_at"] = _now()
     finished["totals"] = {
         "rows_read": _count(entities, "rows_read"),

@@ -60,6 +60,11 @@ class TerminalProgress:
             self._write(
                 f"{prefix}[{result.name}] done: {result.rows_loaded:,} rows in {result.seconds:.2f}s\n"
             )
+        elif result.status == "interrupted":
+            self._write(
+                f"{prefix}[{result.name}] interrupted after {result.seconds:.2f}s "
+                f"({result.rows_loaded:,} rows committed)\n"
+            )
         else:
             self._write(f"{prefix}[{result.name}] failed after {result.seconds:.2f}s\n")
 

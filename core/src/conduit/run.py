@@ -28,6 +28,8 @@ from typing import Any, Literal, Protocol
 
 import pyarrow as pa
 
+from conduit import interrupts
+from conduit.coerce import keep_mask
 from conduit.config.flow import EntityPlan, Flow
 from conduit.connectors import (
     CursorFilter,
@@ -41,7 +43,7 @@ from conduit.connectors import (
     WriteRequest,
 )
 from conduit.dlq import DeadLetterQueue, dlq_root
-from conduit.errors import ConduitError, ConfigError, ConnectorError, DataError, SchemaError
+from conduit.errors import ConduitError, ConfigError, ConnectorError, DataError, Interrupted, SchemaError
 from conduit.evolution import SchemaApprovalRequired, plan_schema
 from conduit.files import file_version
 from conduit.incremental import CursorWindow, counter, from_json, lookback_delta, to_json, window_state
@@ -50,9 +52,12 @@ from conduit.rejects import CheckResult, Rejections, RowMap
 from conduit.state import DEFAULT_STATE_DIR, StateStore, normalized, now, store_for
 
 READ_AHEAD = 2
+ABANDON_READER_AFTER = 5.0
+"""Seconds an interrupted run waits for the read-ahead thread to stop (a source blocked in C that
+nothing cancels); then it leaves the daemon thread behind rather than hang."""
 
-EntityStatus = Literal["success", "failed"]
-RunStatus = Literal["success", "partial", "failed"]
+EntityStatus = Literal["success", "failed", "interrupted"]
+RunStatus = Literal["success", "partial", "failed", "interrupted"]
 
 
 @dataclass
@@ -139,9 +144,13 @@ class RunResult:
     started_at: str
     finished_at: str = ""
     entities: list[EntityResult] = field(default_factory=list)
+    not_started: list[str] = field(default_factory=list)
+    """Entities the run did not start because it was interrupted (SIGINT, SIGTERM) before them."""
 
     @property
     def status(self) -> RunStatus:
+        if self.not_started or any(e.status == "interrupted" for e in self.entities):
+            return "interrupted"
         failed = sum(1 for e in self.entities if e.status == "failed")
         if failed == 0:
             return "success"
@@ -155,6 +164,7 @@ class RunResult:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "entities": [e.to_json() for e in self.entities],
+            "not_started": list(self.not_started),
         }
 
 
@@ -203,7 +213,10 @@ def run_flow(
     run_id: str | None = None,
     options: RunOptions | None = None,
 ) -> RunResult:
-    """Run the flow's entities (all, or the named ones, in file order) and report what happened."""
+    """Run the flow's entities (all, or the named ones, in file order) and report what happened.
+
+    SIGINT and SIGTERM stop the run at the next batch boundary (:mod:`conduit.interrupts`): the entity
+    being loaded ends ``interrupted`` with what it committed, the later ones are not started."""
     if entities:
         unknown = [name for name in entities if name not in flow.entities]
         if unknown:
@@ -217,11 +230,15 @@ def run_flow(
     chosen = options or RunOptions()
     if chosen.state_dir is None:
         chosen = RunOptions(chosen.resume, chosen.full_refresh, flow.path.parent / DEFAULT_STATE_DIR)
-    for plan in selected:
-        notify.entity_started(plan)
-        entity_result = run_entity(plan, registry, result.run_id, notify, chosen)
-        result.entities.append(entity_result)
-        notify.entity_finished(entity_result)
+    with interrupts.handling():
+        for index, plan in enumerate(selected):
+            if interrupts.requested():
+                result.not_started = [p.name for p in selected[index:]]
+                break
+            notify.entity_started(plan)
+            entity_result = run_entity(plan, registry, result.run_id, notify, chosen)
+            result.entities.append(entity_result)
+            notify.entity_finished(entity_result)
     result.finished_at = now()
     return result
 
@@ -233,7 +250,8 @@ def run_entity(
     listener: RunListener,
     options: RunOptions | None = None,
 ) -> EntityResult:
-    """Move one entity; every failure becomes a failed result with a one-line message."""
+    """Move one entity; every failure becomes a failed result with a one-line message, an
+    interruption an ``interrupted`` one (both with the rows committed before)."""
     result = EntityResult(
         plan.name,
         "failed",
@@ -247,6 +265,9 @@ def run_entity(
     try:
         _move(plan, registry, run_id, listener, result, started, options or RunOptions())
         result.status = "success"
+    except Interrupted as exc:
+        result.status = "interrupted"
+        result.error = str(exc)
     except ConduitError as exc:
         result.error = str(exc)
         result.needs_approval = isinstance(exc, SchemaApprovalRequired)
@@ -417,6 +438,14 @@ class _Load:
                 f"{self.where}: the state's watermark is for cursor {stored_cursor!r}, the config now says "
                 f"{inc.cursor!r}; run `conduit state reset {self.plan.name}` or use --full-refresh"
             )
+        stored_key = self.prior.get("primary_key")  # None: a state from before keys were recorded
+        if stored_key is not None and self._has_mark() and list(stored_key) != list(inc.primary_key or []):
+            raise ConfigError(
+                f"{self.where}: the state's watermark was loaded with incremental.primary_key "
+                f"{_key_text(stored_key)}, the config now says {_key_text(inc.primary_key)}; the rows at the "
+                "watermark are remembered by that key, so they would be loaded again: run "
+                f"`conduit state reset {self.plan.name}` or use --full-refresh"
+            )
 
         def value(raw: Any) -> Any:
             return None if raw is None else from_json(raw, cursor_type, where).as_py()
@@ -448,6 +477,31 @@ class _Load:
             run_boundary if dedup else Counter(),
         )
 
+    def _has_mark(self) -> bool:
+        """The state remembers rows by their identity: a watermark, or an interrupted run's maximum."""
+        if self.prior.get("watermark") is not None:
+            return True
+        return self.resuming is not None and self.resuming.get("run_max") is not None
+
+    def _boundary_columns(self, target: pa.Schema) -> list[str]:
+        """The columns a row is identified by at the watermark when there is no primary key: those the
+        state's identities were computed over, else the source's columns that the target keeps. Never
+        simply the source's columns of this run: a column added since (left out by ``schema.policy:
+        warn``, or added to the target) would change every row's identity, and the rows remembered at
+        the watermark would be loaded again."""
+        stored = self.prior.get("boundary_columns")
+        if stored and self._has_mark():
+            return [str(name) for name in stored]
+        kept = [name for name in self.schema.names if name in target.names]
+        return kept or list(self.schema.names)
+
+    def _identity(self) -> dict[str, Any]:
+        """How the rows at the watermark are identified, stored with it (checked by :meth:`_window`)."""
+        inc = self.plan.incremental
+        if inc is None or self.window is None:
+            return {}
+        return {"primary_key": list(inc.primary_key or []), "boundary_columns": list(self.window.key_columns)}
+
     # -- the load ---------------------------------------------------------------------------------
 
     def run(self) -> None:
@@ -472,7 +526,15 @@ class _Load:
         result.schema_version = evolution.version
         result.schema_changes = [c.to_json() for c in evolution.changes]
         result.ddl = list(evolution.ddl)
+        result.warnings.extend(
+            f"the source has a new column {column!r} that the target does not have; schema.policy "
+            f"{plan.rows.schema_policy} leaves the target as it is, so its values are not loaded "
+            "(counted in values_dropped)"
+            for column in evolution.dropped
+        )
         target_schema = self.target_schema = evolution.target
+        if self.window is not None and plan.incremental is not None and not plan.incremental.primary_key:
+            self.window.key_columns = self._boundary_columns(target_schema)
         self.first_seq = self.commits_before
         cursor = None
         if self.window is not None:
@@ -489,6 +551,7 @@ class _Load:
         position: dict[str, Any] = {}
         try:
             for item in _read_ahead(self.source.read(request), READ_AHEAD):
+                interrupts.raise_if_requested()  # a batch boundary: stop here when asked to
                 batch: pa.RecordBatch | None = _conform(item.data, self.schema, plan)
                 assert batch is not None
                 position = dict(item.position)
@@ -527,10 +590,12 @@ class _Load:
             if current is not None:
                 self.files_done[current[0]] = current[1] or ""
             self.rejections.check_ratio(self.where, result.rows_read)
+            interrupts.raise_if_requested()
             self._commit(session, self._final_state())
-        except BaseException:
+        except BaseException as stopped:
             session.abort()
-            if self.commit_outcome_unknown:
+            # An interruption that stopped the commit cancelled it: the destination said it failed.
+            if self.commit_outcome_unknown and not isinstance(stopped, Interrupted):
                 # The commit may have landed (its acknowledgement lost): the pending dead-letter part
                 # stays, and the next run settles it from the committed state (DeadLetterQueue.recover).
                 self.rejections.left_pending()
@@ -642,8 +707,13 @@ class _Load:
             result.values_dropped[column] = result.values_dropped.get(column, 0) + count
         if batch.num_rows:
             session.write(batch)
-        if self.window is not None:
-            self.window.observe(batch)
+        if self.window is not None:  # the rows loaded, as the source sent them (as window.apply saw them)
+            loaded = (
+                checked.filter(keep_mask(checked.num_rows, (f.index for f in failures)))
+                if failures
+                else checked
+            )
+            self.window.observe(loaded)
         result.rows_loaded += batch.num_rows
         result.bytes += batch.nbytes
         self.rows_in_commit += batch.num_rows
@@ -673,7 +743,7 @@ class _Load:
             else:
                 progress["mark"], progress["boundary_in"] = to_json(window.mark), dict(window.remaining)
             progress["run_max"], progress["run_boundary"] = to_json(window.run_max), dict(window.run_boundary)
-        state = self._stamped(dict(self.prior), progress)
+        state = self._stamped({**self.prior, **self._identity()}, progress)
         self._commit(session, state)
         self.seq += 1
         self.rows_in_commit = 0
@@ -685,6 +755,7 @@ class _Load:
             if self.window.run_max is not None:
                 state.update(window_state(self.window))
             state["cursor"] = self.window.column
+            state.update(self._identity())
         if self.plan.incremental is not None and self.positional:
             files = {} if self.options.full_refresh else dict(self.prior.get("files") or {})
             files.update(self.files_done)
@@ -709,6 +780,10 @@ class _Load:
         self.committed_reasons = dict(self.rejections.reasons)
         if not self.store.with_data:
             self.store.write(state)
+
+
+def _key_text(key: Any) -> str:
+    return f"[{', '.join(map(str, key))}]" if key else "none"
 
 
 def _where_stopped(progress: Mapping[str, Any]) -> str:
@@ -768,6 +843,8 @@ def _read_ahead(batches: Iterator[SourceBatch], depth: int) -> Iterator[SourceBa
 
     An exception in the source is re-raised in the consumer; if the consumer stops early (an error
     while writing), the producer is told to stop and the source generator is closed in its own thread.
+    An interruption (:mod:`conduit.interrupts`) stops the producer at its next batch and is raised in
+    the consumer even while it waits for a batch.
     """
     slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -784,7 +861,7 @@ def _read_ahead(batches: Iterator[SourceBatch], depth: int) -> Iterator[SourceBa
     def produce() -> None:
         try:
             for item in batches:
-                if not put(item):
+                if interrupts.requested() or not put(item):
                     break
             else:
                 put(_DONE)
@@ -799,7 +876,11 @@ def _read_ahead(batches: Iterator[SourceBatch], depth: int) -> Iterator[SourceBa
     worker.start()
     try:
         while True:
-            item = slots.get()
+            try:
+                item = slots.get(timeout=0.1)
+            except queue.Empty:
+                interrupts.raise_if_requested()
+                continue
             if item is _DONE:
                 return
             if isinstance(item, BaseException):
@@ -807,9 +888,15 @@ def _read_ahead(batches: Iterator[SourceBatch], depth: int) -> Iterator[SourceBa
             yield item
     finally:
         stop.set()
+        deadline: float | None = None
         while worker.is_alive():
             try:
                 slots.get(timeout=0.05)
             except queue.Empty:
                 pass
-        worker.join()
+            if interrupts.requested():
+                deadline = deadline or time.monotonic() + ABANDON_READER_AFTER
+                if time.monotonic() > deadline:
+                    break
+        else:
+            worker.join()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2.extensions import connection as Connection
 
+from conduit import interrupts
 from conduit.errors import ConnectorError, RetriableConnectorError
 from conduit_postgres.options import ConnectionOptions
 
@@ -174,6 +176,7 @@ def connect(
             transient = is_transient(reason)
             attempt += 1
             if transient and attempt < attempts:
+                interrupts.raise_if_requested()
                 sleep(min(options.connect_backoff * 2 ** (attempt - 1), MAX_BACKOFF))
                 continue
             tried = f" (after {attempts} attempts)" if transient and attempts > 1 else ""
@@ -207,24 +210,52 @@ class ConnectionCache:
 
     A connection comes back only in a known state: not closed, its transaction rolled back (a
     successful user commits first) and ``autocommit`` off; one a failure left in an unknown state is
-    closed instead (:meth:`borrow` closes it when the block raises).
+    closed instead (:meth:`borrow` closes it when the block raises, a user calls :meth:`discard`).
+
+    While a connection is lent out (from :meth:`take` to :meth:`give_back` or :meth:`discard`), an
+    interrupted run (:mod:`conduit.interrupts`) cancels what it is running on the server, so a
+    statement or COPY waiting for a lock or a slow server returns at once (with ``QueryCanceled``,
+    which :func:`conduit_postgres.errors.statement_error` reports as the interruption). Cancelling
+    and closing a lent connection are serialized: psycopg2 frees the cancel handle on close.
     """
 
     def __init__(self, options: ConnectionOptions) -> None:
         self._options = options
         self._idle: Connection | None = None
         self._closed = False
+        self._lent: set[Connection] = set()
+        self._lock = threading.Lock()
+        self._stop_cancelling = interrupts.register(self._cancel_lent)
+
+    def _cancel_lent(self) -> None:
+        """Cancel what every lent-out connection runs (from the interrupt watcher thread)."""
+        with self._lock:
+            for connection in list(self._lent):
+                if not connection.closed:
+                    try:
+                        connection.cancel()
+                    except psycopg2.Error:
+                        pass
 
     def take(self) -> Connection:
         """The idle connection, or a new one (:func:`connect`, with its retries)."""
         idle, self._idle = self._idle, None
-        if idle is not None and not idle.closed:
-            return idle
-        return connect(self._options)
+        connection = idle if idle is not None and not idle.closed else connect(self._options)
+        with self._lock:
+            self._lent.add(connection)
+        return connection
+
+    def discard(self, connection: Connection) -> None:
+        """Close a lent connection that a failure left in an unknown state. Never raises."""
+        with self._lock:
+            self._lent.discard(connection)
+            close_quietly(connection)
 
     def give_back(self, connection: Connection) -> None:
         """Keep ``connection`` for the next :meth:`take` (its open transaction rolled back), or
         close it when one is already kept, the cache is closed, or resetting it fails."""
+        with self._lock:
+            self._lent.discard(connection)
         if connection.closed:
             return
         try:
@@ -245,12 +276,13 @@ class ConnectionCache:
         try:
             yield connection
         except BaseException:
-            close_quietly(connection)
+            self.discard(connection)
             raise
         self.give_back(connection)
 
     def close(self) -> None:
         """Close the idle connection; later give-backs close theirs. Never raises."""
+        self._stop_cancelling()
         self._closed = True
         idle, self._idle = self._idle, None
         close_quietly(idle)

@@ -5,19 +5,25 @@ session is pushed one batch at a time. So the COPY runs in a background thread r
 queue of encoded chunks: ``send`` blocks while the queue is full, which keeps memory bounded by a
 couple of batches, never by the load. ``finish`` ends the input and waits for the server's verdict;
 ``cancel`` makes the input fail, which aborts the COPY on the server (the transaction is then rolled
-back by the caller).
+back by the caller); a COPY the server does not read from (it waits for a lock, or is still working
+through a slow trigger) would never take that in, so after :data:`CANCEL_AFTER` seconds ``cancel``
+also cancels the statement on the server.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 
 import psycopg2
 from psycopg2.extensions import connection as Connection
 
 DEPTH = 2
 """Encoded chunks queued ahead of the COPY: one being sent, one ready."""
+CANCEL_AFTER = 1.0
+"""Seconds :meth:`CopyIn.cancel` waits for the COPY to take the end of its input before it cancels
+the statement on the server."""
 
 _END = object()
 _CANCEL = object()
@@ -49,6 +55,7 @@ class CopyIn:
 
     def __init__(self, connection: Connection, statement: str) -> None:
         self._chunks: queue.Queue[object] = queue.Queue(maxsize=DEPTH)
+        self._connection = connection
         self.error: BaseException | None = None
         self._thread = threading.Thread(
             target=self._run, args=(connection, statement), name="conduit-postgres-copy-in", daemon=True
@@ -89,8 +96,25 @@ class CopyIn:
             raise self._failure()
 
     def cancel(self) -> None:
-        """Abort the COPY (the input fails) and wait for the thread; never raises."""
-        self._put(_CANCEL)
+        """Abort the COPY (the input fails) and wait for the thread; never raises. A COPY that has
+        not taken its input within :data:`CANCEL_AFTER` seconds is cancelled on the server."""
+        deadline = time.monotonic() + CANCEL_AFTER
+        queued = cancelled = False
+        while self._thread.is_alive():
+            if queued:
+                self._thread.join(0.1)
+            else:
+                try:
+                    self._chunks.put(_CANCEL, timeout=0.1)
+                    queued = True
+                except queue.Full:
+                    pass
+            if not cancelled and time.monotonic() >= deadline:
+                cancelled = True
+                try:
+                    self._connection.cancel()
+                except psycopg2.Error:
+                    pass
         self._thread.join()
         self.error = None
 

@@ -4,6 +4,9 @@
   in a NOT NULL column, a duplicate key) are :class:`DataError`, located at the load's row and column
   when the server's COPY context gives them.
 * A lost connection is a :class:`RetriableConnectorError`.
+* A statement cancelled because the run was interrupted (SIGINT, SIGTERM: the connection's cancel
+  is registered with :mod:`conduit.interrupts`) is :class:`~conduit.errors.Interrupted`, not an
+  error of the statement. A cancel for any other reason (``statement_timeout``) stays an error.
 * Everything else (a missing table or column, a syntax error in ``where``, a permission) is a
   :class:`ConnectorError`, and so is any failure of a schema change's DDL (which names the statement).
 """
@@ -14,8 +17,10 @@ import re
 
 import psycopg2
 
+from conduit import interrupts
 from conduit.errors import ConduitError, ConnectorError, DataError, DataLocation, RetriableConnectorError
 
+QUERY_CANCELED = "57014"
 _COPY_CONTEXT = re.compile(r"^COPY [^\n]*?, line (\d+)(?:, column ([^:\n]+))?")
 
 
@@ -36,6 +41,8 @@ def _primary(exc: psycopg2.Error) -> str:
 def statement_error(exc: psycopg2.Error, what: str) -> ConduitError:
     """The Conduit error for ``exc``, raised while doing ``what`` (``loading into public.orders``)."""
     code = exc.pgcode or ""
+    if code == QUERY_CANCELED and interrupts.requested():
+        return interrupts.error()
     if not code and isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
         primary = one_line(_primary(exc))
         return RetriableConnectorError(f"{what}: the connection to PostgreSQL failed: {primary}")
@@ -45,10 +52,12 @@ def statement_error(exc: psycopg2.Error, what: str) -> ConduitError:
     return ConnectorError(message)
 
 
-def schema_change_error(exc: psycopg2.Error, statement: str, where: str) -> ConnectorError:
+def schema_change_error(exc: psycopg2.Error, statement: str, where: str) -> ConduitError:
     """The error for a schema-change statement that failed: a :class:`ConnectorError` naming the
     statement (even for a data exception: the rows at fault are already in the table, not in the
-    load), or :class:`RetriableConnectorError` for a lost connection."""
+    load), :class:`RetriableConnectorError` for a lost connection, or the interruption."""
+    if exc.pgcode == QUERY_CANCELED and interrupts.requested():
+        return interrupts.error()
     what = f"{where}: the schema change `{one_line(statement)}` failed"
     if not exc.pgcode and isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
         primary = one_line(_primary(exc))

@@ -22,7 +22,7 @@ from conduit.connectors import WRITE_MODES, LoadSession, WriteRequest
 from conduit.errors import ConfigError, ConnectorError, DataError
 from conduit_postgres import catalog, evolution, statements, statestore
 from conduit_postgres.catalog import Table
-from conduit_postgres.connection import ConnectionCache, close_quietly
+from conduit_postgres.connection import ConnectionCache
 from conduit_postgres.copy_in import CopyIn
 from conduit_postgres.encoding import BatchEncoder
 from conduit_postgres.errors import one_line, statement_error
@@ -381,4 +381,4 @@ class PostgresLoadSession(LoadSession):
                 self.connection.rollback()
         except psycopg2.Error:
             pass
-        close_quietly(self.connection)
+        self._connections.discard(self.connection)  # closed, no longer cancelled on an interrupt

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -37,6 +38,7 @@ import pyarrow.csv as pacsv
 from psycopg2 import sql
 from psycopg2.extensions import connection as Connection
 
+from conduit import interrupts
 from conduit.connectors import ReadRequest, Source, SourceBatch, SourceCapabilities
 from conduit.errors import ConnectorError, DataError, DataLocation
 from conduit_postgres import catalog, queries, textcopy
@@ -150,6 +152,8 @@ class PostgresSource(Source):
         self.where = f"postgres source {options.describe()}"
         self._connection: Connection | None = None
         self._columns: list[ReadColumn] | None = None
+        self._lock = threading.Lock()  # cancelling (the interrupt watcher) and closing, one at a time
+        self._stop_cancelling: Callable[[], None] | None = None
 
     def _connect(self) -> Connection:
         if self._connection is None or self._connection.closed:
@@ -162,7 +166,22 @@ class PostgresSource(Source):
                 close_quietly(connection)
                 raise statement_error(exc, self.where) from None
             self._connection = connection
+            if self._stop_cancelling is None:  # an interrupted run cancels the query or COPY running
+                self._stop_cancelling = interrupts.register(self._cancel)
         return self._connection
+
+    def _cancel(self) -> None:
+        with self._lock:
+            connection = self._connection
+            if connection is not None and not connection.closed:
+                try:
+                    connection.cancel()
+                except psycopg2.Error:
+                    pass
+
+    def _close_connection(self, connection: Connection | None) -> None:
+        with self._lock:
+            close_quietly(connection)
 
     def check(self) -> None:
         """Connect and run the query with ``LIMIT 0``: a missing table or column, a bad ``where``
@@ -239,7 +258,7 @@ class PostgresSource(Source):
         finally:
             if not finished:
                 stream.close()
-                close_quietly(connection)  # an interrupted COPY leaves the connection unusable
+                self._close_connection(connection)  # an interrupted COPY leaves the connection unusable
 
     def _batches(
         self, stream: CopyOut, columns: list[ReadColumn], request: ReadRequest
@@ -329,5 +348,8 @@ class PostgresSource(Source):
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     def close(self) -> None:
-        close_quietly(self._connection)
+        if self._stop_cancelling is not None:
+            self._stop_cancelling()
+            self._stop_cancelling = None
+        self._close_connection(self._connection)
         self._connection = None
